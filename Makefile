@@ -1,0 +1,29 @@
+# Two entry points, each setting up everything it needs on a fresh machine (see README):
+#   make example   set up, build the bundled example data, check the bundled example submission
+#   make test      set up, run the whole CPU test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch; on a GPU machine set TORCH_SPEC="torch" to keep the CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+EXAMPLE ?= submissions/2026-11-24_reference_tiny
+
+.PHONY: setup example test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
+	touch $@
+
+example: setup
+	$(BIN)/harness data example
+	$(BIN)/harness check $(EXAMPLE)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,59 @@
+"""The challenge's constants and thresholds, in one place, each with its source.
+
+Sources are cited as in ../shared/RULES.md: "README" is the challenge repository's README
+(openai/parameter-golf), "#N" an issue or pull request of that repository. No other module writes
+these numbers as literals.
+"""
+
+from __future__ import annotations
+
+RULES_VERSION = "2026-05-02"  # the fixtures' snapshot of the challenge repository (commit 4908dc46f21e)
+
+# R1: artifact size. Decimal megabytes: 16,000,000, not 16 MiB. (README FAQ)
+ARTIFACT_CAP_BYTES = 16_000_000
+# R1.2: the file whose bytes count as the submission's code. (README FAQ)
+COUNTED_CODE_FILE = "train_gpt.py"
+
+# R2: time and hardware. (README; README FAQ)
+TRAIN_TIME_LIMIT_S = 600.0
+EVAL_TIME_LIMIT_S = 600.0
+REFERENCE_HARDWARE = "8xH100 SXM"
+REFERENCE_WORLD_SIZE = 8
+RECORD_TRACK = "track_10min_16mb"
+NON_RECORD_TRACK = "track_non_record_16mb"
+TRACKS = (RECORD_TRACK, NON_RECORD_TRACK)
+
+# R3.6: sliding-window evaluation at stride 64, common practice since the 2026-03-19 record.
+EVAL_STRIDE = 64
+DEFAULT_SEQ_LEN = 1024  # the baseline's training and evaluation sequence length (challenge train_gpt.py)
+
+# R5: significance. (README, Submission Process 1)
+RECORD_MARGIN_NATS = 0.005
+SIGNIFICANCE_P = 0.01
+USUAL_SEED_COUNT = 3  # "usually 3 seeds" (README, Submission Process 1)
+
+# R3.3: the challenge's shard format and tokenizer. (challenge data export code)
+SHARD_MAGIC = 20240520
+SHARD_VERSION = 1
+SHARD_HEADER_INTS = 256
+SHARD_TOKENS_MAX = 100_000_000  # 1e8 tokens per shard; the last one holds fewer
+SHARD_TOKEN_DTYPE = "<u2"  # little-endian uint16
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+BASELINE_VOCAB_SIZE = 1024
+VAL_DOCS = 50_000  # R3.1: the validation split is the first 50,000 documents
+
+# R3.4: validation token counts of the sp1024 split seen in accepted records' logs. Any other count
+# is flagged (a different split or tokenizer must be justified, R3.5).
+KNOWN_VAL_TOKEN_COUNTS = {
+    62_021_632: "sp1024 split as logged by the 2026-03-17 NaiveBaseline and most early records",
+    63_779_840: "sp1024 split as logged by later records (R3.4)",
+}
+
+# R6.1: what a submission folder must hold. (README, Submission Process)
+REQUIRED_FILES = ("README.md", "submission.json", COUNTED_CODE_FILE)
+
+# Harness policy (ours, not the challenge's): limits that keep hostile folders from hurting us.
+MAX_FILE_BYTES = 50_000_000  # files over 50 MB in a submission folder are refused
+MAX_DECOMPRESSED_BYTES = 1_000_000_000  # decompressing an artifact stops beyond 1 GB
+CLAIM_TOLERANCE_BPB = 1e-4  # claimed vs logged val_bpb (issue: claims within 1e-4)
+EVAL_CLAIM_TOLERANCE_BPB = 5e-4  # trusted re-evaluation vs claimed val_bpb (default of `harness eval`)

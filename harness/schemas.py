@@ -1,0 +1,39 @@
+"""Load the project's JSON Schemas (schemas/*.json) and validate documents against them.
+
+Errors come back as readable strings, each with the JSON path of the offending value.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict[str, Any]:
+    """`name` is e.g. "submission" or "verdict" (schemas/<name>.schema.json)."""
+    path = SCHEMA_DIR / f"{name}.schema.json"
+    with path.open(encoding="utf-8") as handle:
+        schema = json.load(handle)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def json_path(error: jsonschema.ValidationError) -> str:
+    path = "$"
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def validation_errors(document: Any, name: str) -> list[str]:
+    """Every schema violation of `document`, as "<json path>: <message>", in path order."""
+    validator = jsonschema.Draft202012Validator(load_schema(name), format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
+    return [f"{json_path(e)}: {e.message}" for e in errors]
