@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -50,16 +51,17 @@ def scrubbed_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def network_isolation_prefix() -> list[str]:
+@lru_cache(maxsize=1)
+def network_isolation_prefix() -> tuple[str, ...]:
     """`unshare -rn` runs the child in a new user+network namespace with only loopback, where allowed;
     [] where the OS refuses (then the child has the network, and the result says so)."""
     unshare = shutil.which("unshare")
     if not unshare or not sys.platform.startswith("linux"):
-        return []
+        return ()
     # A new network namespace starts with loopback down; torchrun's rendezvous needs it up.
     prefix = [unshare, "-rn", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sandbox"]
     probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
-    return prefix if probe.returncode == 0 else []
+    return tuple(prefix) if probe.returncode == 0 else ()
 
 
 def run_sandboxed(
