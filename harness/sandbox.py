@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from functools import lru_cache
@@ -96,37 +97,31 @@ def run_sandboxed(
 
 
 def _pump(process, deadline, tail, log, on_line) -> bool:
-    """Copy the child's output until it exits or the deadline passes; True when it timed out."""
-    import selectors
+    """Copy the child's output as it comes (a reader thread) until it exits or the deadline passes;
+    True when it timed out. A thread, not select(): a text pipe buffers lines that select cannot see."""
 
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _kill_group(process)
-                return True
-            if not selector.select(timeout=min(remaining, 1.0)):
-                if process.poll() is not None:
-                    break
-                continue
-            line = process.stdout.readline()
-            if line == "":
-                break
-            tail.append(line.rstrip("\n"))
+    def read_lines() -> None:
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
             if log:
-                log.write(line)
+                log.write(line + "\n")
             if on_line:
-                on_line(line.rstrip("\n"))
-        process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        return False
+                on_line(line)
+
+    reader = threading.Thread(target=read_lines, name="sandbox-output", daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
+        timed_out = True
         _kill_group(process)
-        return True
-    finally:
-        selector.close()
-        process.stdout.close()
+    # Whatever the child left running (workers, daemons holding the pipe) dies with its group.
+    _kill_group(process)
+    reader.join(timeout=10)
+    process.stdout.close()
+    return timed_out
 
 
 def _kill_group(process: subprocess.Popen) -> None:
