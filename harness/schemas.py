@@ -36,4 +36,11 @@ def validation_errors(document: Any, name: str) -> list[str]:
     """Every schema violation of `document`, as "<json path>: <message>", in path order."""
     validator = jsonschema.Draft202012Validator(load_schema(name), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"{json_path(e)}: {e.message}" for e in errors]
+    return [f"{json_path(e)}: {_message(e)}" for e in errors]
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """anyOf/oneOf messages repeat the whole instance; the schema's own description says what was wanted."""
+    if error.validator in ("anyOf", "oneOf") and isinstance(error.schema, dict) and "description" in error.schema:
+        return f"expected {error.schema['description']}"
+    return error.message
