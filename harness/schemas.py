@@ -40,7 +40,11 @@ def validation_errors(document: Any, name: str) -> list[str]:
 
 
 def _message(error: jsonschema.ValidationError) -> str:
-    """anyOf/oneOf messages repeat the whole instance; the schema's own description says what was wanted."""
-    if error.validator in ("anyOf", "oneOf") and isinstance(error.schema, dict) and "description" in error.schema:
-        return f"expected {error.schema['description']}"
+    """anyOf/oneOf messages repeat the whole instance and pattern messages print a regex; the schema's own
+    description says what was wanted."""
+    description = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if description and error.validator in ("anyOf", "oneOf"):
+        return f"expected {description}"
+    if description and error.validator == "pattern":
+        return f"{error.instance!r} is not {description}"
     return error.message
