@@ -25,7 +25,8 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
     return data
 
 
-def write_json(verdict: Verdict, stream: TextIO = sys.stdout) -> None:
+def write_json(verdict: Verdict, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout  # looked up at call time, so redirected or captured stdout is honoured
     json.dump(verdict_json(verdict), stream, indent=2, sort_keys=False, default=str)
     stream.write("\n")
 

@@ -51,6 +51,8 @@ KNOWN_VAL_TOKEN_COUNTS = {
 
 # R6.1: what a submission folder must hold. (README, Submission Process)
 REQUIRED_FILES = ("README.md", "submission.json", COUNTED_CODE_FILE)
+# R6.1: what submission.json should state: "name, GitHub id, val_bpb" (README, Submission Process).
+SUBMISSION_README_KEYS = ("name", "github_id", "val_bpb")
 
 # Harness policy (ours, not the challenge's): limits that keep hostile folders from hurting us.
 MAX_FILE_BYTES = 50_000_000  # files over 50 MB in a submission folder are refused

@@ -6,7 +6,8 @@ import argparse
 
 from harness.cli.output import add_output_arguments, emit_verdict
 from harness.findings import Verdict
-from harness.submission import check_folder, load_submission
+from harness.folder_checks import check_folder
+from harness.submission import load_submission
 
 
 def register(subparsers) -> None:
