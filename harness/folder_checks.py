@@ -173,7 +173,7 @@ def _check_metadata_parse(submission: Submission) -> Finding:
     if submission.metadata_warnings:
         return finding("metadata.parse", WARN, f"{name} parsed, but " + "; ".join(submission.metadata_warnings) + ".",
                        file=name)
-    return finding("metadata.parse", PASS, f"{name} parsed: a JSON object with {len(submission.metadata)} keys.", file=name)
+    return finding("metadata.parse", PASS, f"{name} parsed: a JSON object with {len(submission.metadata)} key(s).", file=name)
 
 
 def _check_schema(submission: Submission) -> list[Finding]:

@@ -153,6 +153,21 @@ def test_unreadable_file_by_mode(tmp_path):
     assert refusals(load_submission(folder)) == {"train.log": "cannot be read (permission denied)"}
 
 
+def test_unreadable_subfolder_is_refused(tmp_path, monkeypatch):
+    folder = write_submission(tmp_path / "s", extra={"private/a.log": "x\n"})
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("private"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(submission_module.os, "scandir", scandir)
+    sub = load_submission(folder)
+    assert refusals(sub) == {"private/": "folder cannot be read (Permission denied)"}
+    assert "private/a.log" not in kinds(sub)
+
+
 def test_bad_folder_arguments_are_user_errors(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="no such folder"):
         load_submission(tmp_path / "missing")
