@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -14,22 +13,12 @@ from harness.submission import (CODE, LOG, METADATA, OTHER, README, REQUIREMENTS
                                 parse_metadata)
 from submission_folders import GOOD_CODE, GOOD_LOG, GOOD_README, write_submission
 
-FIXTURE_RECORDS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "records"
-
-
 def kinds(submission) -> dict[str, str]:
     return {f.relpath: f.kind for f in submission.files}
 
 
 def refusals(submission) -> dict[str, str]:
     return {f.relpath: f.refused for f in submission.files if f.refused}
-
-
-@pytest.fixture
-def fixtures() -> Path:
-    if not FIXTURE_RECORDS.is_dir():
-        pytest.skip(f"shared fixtures not present at {FIXTURE_RECORDS}")
-    return FIXTURE_RECORDS
 
 
 # -- kinds ----------------------------------------------------------------------------------------
@@ -230,29 +219,29 @@ def test_submission_json_is_preferred_over_variants(tmp_path):
     assert [f.relpath for f in sub.files_of(METADATA)] == ["submission.json", "submission_int8.json"]
 
 
-def test_variant_name_is_read_when_alone(fixtures):
-    sub = load_submission(fixtures / "track_10min_16mb" / "2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon")
+def test_variant_name_is_read_when_alone(fixture_records):
+    sub = load_submission(fixture_records / "track_10min_16mb" / "2026-03-24_74M_Ternary_UNet_FP8_10L_8192BPE_YaRN_NeoMuon")
     assert (sub.metadata_file, sub.metadata_error, sub.metadata["val_bpb"]) == ("submission_ternary.json", None, 1.1565)
     assert [f.relpath for f in sub.files_of(LOG)] == ["ternary_log_1337.txt", "ternary_log_42.txt", "ternary_log_7.txt"]
 
 
 # -- real folders and measurements ----------------------------------------------------------------
 
-def test_fixture_folders_classify(fixtures):
-    gdn = load_submission(fixtures / "track_non_record_16mb" / "2026-04-04_GDN_Hybrid_LongContext")
+def test_fixture_folders_classify(fixture_records):
+    gdn = load_submission(fixture_records / "track_non_record_16mb" / "2026-04-04_GDN_Hybrid_LongContext")
     assert len(gdn.files_of(LOG)) == 10 and all(f.relpath.startswith("logs_experiment/") for f in gdn.files_of(LOG))
     assert [f.relpath for f in gdn.files_of(REQUIREMENTS)] == ["requirements.txt"]
-    xnor = load_submission(fixtures / "track_non_record_16mb" / "2026-04-05_118M_XNOR-Net_FP8_1024D_10L")
+    xnor = load_submission(fixture_records / "track_non_record_16mb" / "2026-04-05_118M_XNOR-Net_FP8_1024D_10L")
     assert (xnor.metadata_file, xnor.metadata, len(xnor.files_of(LOG))) == (None, None, 9)
-    ttt = load_submission(fixtures / "track_10min_16mb"
+    ttt = load_submission(fixture_records / "track_10min_16mb"
                           / "2026-04-23_SP8192_CaseOps_SparseGate_QuantGate_Loop45_PhasedTTT_PolarNS_MinLR_FusedCE")
     assert [f.relpath for f in ttt.files_of(OTHER)] == [
         "ttt_pr1767/seed_0_result.json", "ttt_pr1767/seed_1234_result.json", "ttt_pr1767/seed_42_result.json"]
     assert len(ttt.files_of(LOG)) == 7
 
 
-def test_every_fixture_loads(fixtures):
-    folders = sorted(p for p in fixtures.glob("*/*") if p.is_dir())
+def test_every_fixture_loads(fixture_records):
+    folders = sorted(p for p in fixture_records.glob("*/*") if p.is_dir())
     assert len(folders) == 59
     for folder in folders:
         sub = load_submission(folder)
@@ -276,8 +265,8 @@ def test_measurements_of_a_generated_folder(tmp_path):
     }
 
 
-def test_claims_read_per_seed_results_and_skip_wrong_types(fixtures, tmp_path):
-    sub = load_submission(fixtures / "track_10min_16mb" / "2026-03-19_SlidingWindow_FP16Emb_10L_MuonWD_OvertoneInit")
+def test_claims_read_per_seed_results_and_skip_wrong_types(fixture_records, tmp_path):
+    sub = load_submission(fixture_records / "track_10min_16mb" / "2026-03-19_SlidingWindow_FP16Emb_10L_MuonWD_OvertoneInit")
     assert sub.claimed() == {
         "mean_val_bpb": 1.17475315,
         "seed_val_bpb": {"1337": 1.17558517, "42": 1.17423973, "7": 1.17443456},
