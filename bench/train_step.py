@@ -1,0 +1,212 @@
+"""Training speed of the reference trainer against the challenge's baseline script, side by side.
+
+Both scripts train at the baseline configuration (or whatever KEY=VALUE overrides say) on the same
+synthetic shards, same seed, one after the other on the same device, for --steps steps. From their
+logs: tokens per second and ms per step over the timed steps (the log's own train_time, which leaves
+out compilation, warm-up and validation), the training loss at the last step and averaged over the
+last few logged steps, and the validation loss at the last step. Writes
+<out-dir>/train_step_<device>.json and prints a table.
+
+The synthetic data: documents that start with BOS (id 1), drawn from a fixed random Markov chain
+whose context is the previous token plus two bits of the one before (16 successors per context, with
+Zipf weights, themselves drawn from a Zipf law over the vocabulary), so the loss falls from ln(vocab)
+toward the chain's entropy over hundreds of steps, as on text, and two trainers can be compared.
+
+    python bench/train_step.py --baseline .upstream/baseline_train_gpt.py \
+        --tokenizer .upstream/fineweb_1024_bpe.model --steps 200 --out-dir bench/results
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+OURS = REPO / "reference_train" / "train_gpt.py"
+SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_INTS = 20240520, 1, 256
+BOS_ID, FIRST_PLAIN_ID = 1, 4  # ids 0-3 are pad/bos/eos/unk in the challenge's tokenizers
+FANOUT, DOC_LEN, ZIPF_EXPONENT = 16, 512, 1.1
+DEFAULT_BATCH_TOKENS = 524_288
+LAST_LOGS_AVERAGED = 5
+
+STEP_TRAIN = re.compile(r"^step:(\d+)/\d+ train_loss:([\d.na]+) train_time:([\d.]+)ms")
+STEP_VAL = re.compile(r"^step:(\d+)/\d+ val_loss:([\d.na]+) val_bpb:([\d.na]+) train_time:([\d.]+)ms")
+ROUNDTRIP = re.compile(r"^final_\w+_roundtrip_exact val_loss:([\d.na]+) val_bpb:([\d.na]+)")
+PEAK = re.compile(r"^peak memory allocated: (\d+) MiB")
+BACKEND = re.compile(r"^(attention_backend:.*|sdp_backends:.*)$")
+
+
+def write_shard(path: Path, tokens: np.ndarray) -> None:
+    header = np.zeros(SHARD_HEADER_INTS, dtype="<i4")
+    header[:3] = SHARD_MAGIC, SHARD_VERSION, len(tokens)
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(np.asarray(tokens, dtype="<u2").tobytes())
+
+
+def markov_tokens(count: int, vocab: int, table_seed: int, sample_seed: int) -> np.ndarray:
+    """`count` tokens of BOS-led documents from the chain fixed by table_seed."""
+    contexts = 4 * vocab
+    popularity = 1.0 / np.arange(1, vocab - FIRST_PLAIN_ID + 1) ** ZIPF_EXPONENT
+    table = FIRST_PLAIN_ID + np.random.default_rng(table_seed).choice(
+        vocab - FIRST_PLAIN_ID, size=(contexts, FANOUT), p=popularity / popularity.sum())
+    weights = 1.0 / np.arange(1, FANOUT + 1) ** ZIPF_EXPONENT
+    rng = np.random.default_rng(sample_seed)
+    docs = -(-count // DOC_LEN)
+    out = np.empty((docs, DOC_LEN), dtype=np.uint16)
+    out[:, 0] = BOS_ID
+    prev2, prev1 = np.full(docs, BOS_ID), rng.integers(FIRST_PLAIN_ID, vocab, size=docs)
+    out[:, 1] = prev1
+    for j in range(2, DOC_LEN):
+        slot = rng.choice(FANOUT, size=docs, p=weights / weights.sum())
+        nxt = table[prev1 * 4 + prev2 % 4, slot]
+        out[:, j] = nxt
+        prev2, prev1 = prev1, nxt
+    return out.reshape(-1)[:count]
+
+
+def make_data(root: Path, tokenizer: Path, train_tokens: int, val_tokens: int, vocab: int) -> None:
+    dataset = root / "datasets" / "fineweb10B_sp1024"
+    dataset.mkdir(parents=True, exist_ok=True)
+    (root / "tokenizers").mkdir(exist_ok=True)
+    shutil.copy(tokenizer, root / "tokenizers" / "fineweb_1024_bpe.model")
+    half = train_tokens // 2 + 1  # two shards, so the stream crosses a shard boundary
+    write_shard(dataset / "fineweb_train_000000.bin", markov_tokens(half, vocab, 0, 1))
+    write_shard(dataset / "fineweb_train_000001.bin", markov_tokens(half, vocab, 0, 2))
+    write_shard(dataset / "fineweb_val_000000.bin", markov_tokens(val_tokens, vocab, 0, 3))
+
+
+def run_trainer(name: str, script: Path, work: Path, data: Path, env: dict, timeout_s: float) -> Path:
+    """Run one trainer in its own work dir (with `data` linked in); returns its log path."""
+    run_dir = work / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    (run_dir / "data").symlink_to(data.resolve())
+    shutil.copy(script, run_dir / "train_gpt.py")
+    full_env = {**os.environ, **env, "RUN_ID": name, "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    with open(run_dir / "stdout.txt", "w") as out:
+        proc = subprocess.run([sys.executable, "train_gpt.py"], cwd=run_dir, env=full_env, stdout=out,
+                              stderr=subprocess.STDOUT, timeout=timeout_s, check=False)
+    print(f"{name}: exit {proc.returncode} after {time.perf_counter() - start:.0f} s", flush=True)
+    if proc.returncode != 0:
+        print((run_dir / "stdout.txt").read_text()[-3000:])
+        raise SystemExit(f"{name} failed")
+    return run_dir / "logs" / f"{name}.txt"
+
+
+def summarise(log: Path, batch_tokens: int) -> dict:
+    train, val, result = [], [], {}
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if m := STEP_TRAIN.match(line):
+            train.append((int(m[1]), float(m[2]), float(m[3])))
+        elif m := STEP_VAL.match(line):
+            val.append((int(m[1]), float(m[2]), float(m[3]), float(m[4])))
+        elif m := ROUNDTRIP.match(line):
+            result["roundtrip_val_loss"], result["roundtrip_val_bpb"] = float(m[1]), float(m[2])
+        elif m := PEAK.match(line):
+            result["peak_memory_mib"] = int(m[1])
+        elif m := BACKEND.match(line):
+            result.setdefault("attention", []).append(m[1])
+    steps, _, _, time_ms = val[-1]  # the last validation: synchronised, after the last step
+    mid = next(t for t in train if t[0] >= steps // 4)  # steady state: from a quarter of the way on
+    result.update(
+        steps=steps,
+        train_time_ms=time_ms,
+        ms_per_step=time_ms / steps,
+        tokens_per_s=batch_tokens * steps / (time_ms / 1000.0),
+        steady_ms_per_step=(time_ms - mid[2]) / (steps - mid[0]),
+        loss_at_last=train[-1][1],
+        loss_last_logs_mean=float(np.mean([t[1] for t in train[-LAST_LOGS_AVERAGED:]])),
+        val_loss_at_last=val[-1][1],
+        val_bpb_at_last=val[-1][2],
+    )
+    return result
+
+
+def device_name() -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return "cpu"
+
+
+def device_slug(name: str) -> str:
+    m = re.search(r"\b([A-Z]\d{2,4})\b", name)
+    return m[1].lower() if m else re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, help="the challenge's train_gpt.py; omit to time ours only")
+    parser.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece model (vocab 1024)")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--val-tokens", type=int, default=1 << 20)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/pgolf_train_step"))
+    parser.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--timeout", type=float, default=400.0, help="seconds per trainer")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE for both trainers (e.g. a tiny CPU config)")
+    args = parser.parse_args()
+
+    env = {"ITERATIONS": str(args.steps), "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "10", "SEED": "1337"}
+    env.update(kv.split("=", 1) for kv in args.overrides)
+    batch_tokens = int(env.get("TRAIN_BATCH_TOKENS", DEFAULT_BATCH_TOKENS))
+    vocab = int(env.get("VOCAB_SIZE", 1024))
+    t0 = time.perf_counter()
+    data = args.work / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    make_data(data, args.tokenizer, (args.steps + 1) * (batch_tokens + 64), args.val_tokens, vocab)
+    print(f"data: {time.perf_counter() - t0:.0f} s", flush=True)
+
+    runs = {"ours": OURS} | ({"baseline": args.baseline} if args.baseline else {})
+    results = {name: summarise(run_trainer(name, script, args.work, data, env, args.timeout), batch_tokens)
+               for name, script in runs.items()}
+    ours, base = results["ours"], results.get("baseline")
+    name = device_name()
+    n = ours["steps"]
+    record = {
+        "device": name,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "config": env,
+        "train_batch_tokens": batch_tokens,
+        "steps": n,
+        "tokens_per_s": ours["tokens_per_s"],
+        "ms_per_step": ours["ms_per_step"],
+        "steady_ms_per_step": ours["steady_ms_per_step"],
+        f"loss_at_{n}": ours["loss_at_last"],
+        "ours": ours,
+    }
+    if base:
+        record.update({
+            "baseline_tokens_per_s": base["tokens_per_s"],
+            "baseline_ms_per_step": base["ms_per_step"],
+            "baseline_steady_ms_per_step": base["steady_ms_per_step"],
+            "speedup": ours["tokens_per_s"] / base["tokens_per_s"],
+            "steady_speedup": base["steady_ms_per_step"] / ours["steady_ms_per_step"],
+            f"baseline_loss_at_{n}": base["loss_at_last"],
+            "baseline": base,
+        })
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out_dir / f"train_step_{device_slug(name)}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+
+    print(f"\n{out}  ({name}, {n} steps of {batch_tokens} tokens)")
+    keys = ("tokens_per_s", "ms_per_step", "steady_ms_per_step", "loss_at_last", "loss_last_logs_mean",
+            "val_loss_at_last", "roundtrip_val_bpb", "peak_memory_mib")
+    print(f"{'':24}" + "".join(f"{k:>14}" for k in results))
+    for key in keys:
+        print(f"{key:24}" + "".join(f"{r.get(key, float('nan')):>14.4f}" for r in results.values()))
+    if base:
+        print(f"speedup (tokens/s): {record['speedup']:.3f}x  steady: {record['steady_speedup']:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
