@@ -17,8 +17,8 @@ def tiny_documents(count: int = 24) -> list[str]:
     return [topics[key] for key in sorted(topics)[:count]]
 
 
-def tiny_tokenizer(path: Path, **overrides) -> Path:
-    return train_tokenizer(tiny_documents(), path, TINY_VOCAB, **overrides)
+def tiny_tokenizer(path: Path, vocab_size: int = TINY_VOCAB, **overrides) -> Path:
+    return train_tokenizer(tiny_documents(), path, vocab_size, **overrides)
 
 
 def write_text_files(directory: Path, documents: list[str]) -> list[str]:
