@@ -215,11 +215,12 @@ def parse_log(source: Path | str | bytes, name: str | None = None) -> RunLog:
         text = _read_text(source, run)
         lines = _split_lines(text)
         run.line_count = len(lines)
-        script_start, script_end = _find_script(lines)
-        if script_start is not None:
+        scripts = _find_scripts(lines)
+        if scripts:  # the last copy belongs to the last run, the one a RunLog describes
+            script_start, script_end = scripts[-1]
             run.script = "\n".join(lines[script_start:script_end])
             run.script_lines = (script_start + 1, script_end)
-        _Parser(run).feed(lines, skip=(script_start, script_end))
+        _Parser(run).feed(lines, skip=scripts)
     except Exception as error:  # the parser's contract: a finding, never a traceback
         run.problems.append(f"parser stopped early: {type(error).__name__}: {error}")
     if not run.metrics:
@@ -274,37 +275,24 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-def _find_script(lines: list[str]) -> tuple[int | None, int | None]:
-    """Where the embedded training script lies, as a [start, end) range of line indices, or Nones.
+def _find_scripts(lines: list[str]) -> list[tuple[int, int]]:
+    """Where embedded training scripts lie, as [start, end) ranges of line indices.
 
-    Three layouts occur: `Source code:` between separator lines; a leading `Hyperparameters:` block
-    followed by the code; or the code first (possibly after launcher noise) up to the first separator.
+    The logger writes the source and then a separator line; the source may follow launcher noise, a
+    `Hyperparameters:` block of indented `key: value` lines, or a `Source code:` heading, and a file
+    holding several appended runs holds several copies. A block counts as source when it starts like a
+    Python file and holds a def, class or import at the start of a line.
     """
-    separators = [i for i, line in enumerate(lines[:200_000]) if line.rstrip() == SEPARATOR]
-    if not separators:
-        return None, None
-    for i in separators[:-1]:
-        if i >= 2 and lines[i - 1].strip() == "Source code:" and i + 1 < len(lines):
-            end = next((j for j in separators if j > i), None)
-            if end is not None and end > i + 1:
-                return i + 1, end
-    first = separators[0]
-    start: int | None = None
-    if first == 0 and len(lines) > 1 and lines[1].strip() == "Hyperparameters:":
-        start = 2
-        while start < len(lines) and _HPARAM_LINE.match(lines[start]):
-            start += 1
-        end = next((j for j in separators if j >= start), None)
-        if end is None or end - start < 5:
-            return None, None
-        first = end
-    else:
-        start = next((i for i in range(first) if _PY_START.match(lines[i])), None)
-    if start is None or first - start < 5:
-        return None, None
-    if not _PY_BODY.search("\n".join(lines[start:min(first, start + 400)])):
-        return None, None
-    return start, first
+    separators = [i for i, line in enumerate(lines) if line.rstrip() == SEPARATOR]
+    regions: list[tuple[int, int]] = []
+    boundary = 0
+    for separator in separators:
+        start = next((i for i in range(boundary, separator) if _PY_START.match(lines[i])), None)
+        if start is not None and separator - start >= 5 and \
+                _PY_BODY.search("\n".join(lines[start:min(separator, start + 400)])):
+            regions.append((start, separator))
+        boundary = separator + 1
+    return regions
 
 
 class _Parser:
@@ -316,10 +304,13 @@ class _Parser:
         self.finished = False  # a stop line or a final metric was seen: a later run start is a new run
         self.run_starts: list[int] = [1]
 
-    def feed(self, lines: list[str], skip: tuple[int | None, int | None]) -> None:
-        skip_start, skip_end = skip
+    def feed(self, lines: list[str], skip: list[tuple[int, int]]) -> None:
+        skipped = iter(skip)
+        region = next(skipped, None)
         for index, raw in enumerate(lines):
-            if skip_start is not None and skip_start <= index < skip_end:
+            while region is not None and index >= region[1]:
+                region = next(skipped, None)
+            if region is not None and region[0] <= index:
                 continue
             line = _PREFIX.sub("", raw, count=1) if raw[:1] in "[0123456789" else raw
             if not line or (":" not in line and "=" not in line):

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from harness.logs import EvalMetric, RunLog
 from harness.rules import CLAIM_TOLERANCE_BPB
+from harness.stats import Sample
 
 MAX_COMBINATIONS = 256  # choices of one log per seed tried when seeds have several logs
 SCORE_KEYS = ("val_bpb", "val_loss")
@@ -320,3 +321,33 @@ def _kind(value: Any) -> str:
 
 def _names(runs: list[RunScore]) -> str:
     return ", ".join(run.log for run in runs)
+
+
+def sample_of(name: str, metadata: Mapping[str, Any] | None, run_logs: Mapping[str, RunLog]) -> Sample:
+    """A submission's per-run scores for the significance test: the runs behind its score when the logs
+    give at least two; else the per-seed values submission.json lists; else its claimed mean alone."""
+    claims = claimed_values(metadata)
+    score = score_submission(run_logs, claims)
+    tokenizer = _tokenizer(run_logs, score, metadata)
+    if len(score.runs) >= 2 or (score.runs and len(claims.per_seed) < 2):
+        return Sample(name, [r.metric.val_loss for r in score.runs], [r.metric.val_bpb for r in score.runs],
+                      tokenizer, f"logs ({len(score.runs)} runs, mode {score.mode})")
+    seeded = [values for _, values in sorted(claims.per_seed.items()) if "val_bpb" in values]
+    if len(seeded) >= 2:
+        losses = [values["val_loss"] for values in seeded if "val_loss" in values]
+        return Sample(name, losses if len(losses) == len(seeded) else [], [values["val_bpb"] for values in seeded],
+                      tokenizer, f"submission.json per-seed values ({len(seeded)} seeds)")
+    if claims.val_bpb is not None:
+        return Sample(name, [claims.val_loss] if claims.val_loss is not None else [], [claims.val_bpb], tokenizer,
+                      "submission.json claimed mean")
+    return Sample(name, [], [], tokenizer, "nothing: no logged or claimed score")
+
+
+def _tokenizer(run_logs: Mapping[str, RunLog], score: SubmissionScore, metadata: Mapping[str, Any] | None) -> str | None:
+    """The tokenizer the scored runs used (its file name, else the dataset directory), when all agree."""
+    logs = [run_logs[name] for name in score.logs()] or list(run_logs.values())
+    names = {log.tokenizer or log.dataset for log in logs} - {None}
+    if len(names) == 1:
+        return names.pop()
+    declared = metadata.get("tokenizer") if isinstance(metadata, Mapping) else None
+    return declared if isinstance(declared, str) and not names else None
