@@ -73,14 +73,9 @@ def build_byte_table(tokenizer: str | Path | Any, vocab_size: int | None = None)
 def _processor(tokenizer: str | Path | Any):
     if not isinstance(tokenizer, (str, Path)):
         return tokenizer
-    import sentencepiece as spm
+    from harness.data_build import load_tokenizer  # the one place that turns a bad model file into a UserError
 
-    if not Path(tokenizer).is_file():
-        raise UserError("tokenizer model not found", tokenizer)
-    try:
-        return spm.SentencePieceProcessor(model_file=str(tokenizer))
-    except (RuntimeError, OSError) as error:
-        raise UserError(f"not a SentencePiece model ({error})", tokenizer) from None
+    return load_tokenizer(tokenizer)
 
 
 def token_byte_counts(prev_ids: Any, target_ids: Any, table: ByteTable) -> np.ndarray:

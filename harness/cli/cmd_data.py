@@ -10,7 +10,7 @@ from rich.table import Table
 
 from harness import rules
 from harness.cli.output import add_output_arguments, emit_verdict
-from harness.data import MANIFEST_NAME, default_data_dir, example_dataset, read_manifest
+from harness.data import DATA_DIR_ENV, MANIFEST_NAME, default_data_dir, example_dataset, read_manifest
 
 
 def register(subparsers) -> None:
@@ -92,7 +92,7 @@ def _register_download(commands) -> None:
     parser.add_argument("--variant", default="sp1024", help="sp1024 (default), sp4096, sp8192 or byte260")
     parser.add_argument("--train-shards", type=int, default=DEFAULT_TRAIN_SHARDS, metavar="N",
                         help=f"training shards to fetch, a prefix of the export (default {DEFAULT_TRAIN_SHARDS})")
-    parser.add_argument("--data-dir", metavar="DIR", help="where data/ lives (default ./data or $PGOLF_DATA_DIR)")
+    _add_data_dir(parser)
     parser.add_argument("--with-docs", action="store_true",
                         help="also fetch docs_selected.jsonl and its sidecar (the raw documents, for re-tokenising)")
     parser.add_argument("--refresh-manifest", action="store_true", help="fetch the published manifest again")
@@ -116,7 +116,7 @@ def _register_example(commands) -> None:
         description="Build the example dataset from text that ships with CPython (pydoc topics, standard library "
                     "docstrings and comments) with a 1024-token SentencePiece tokenizer trained on it; offline, "
                     "deterministic, instant when already built.")
-    parser.add_argument("--data-dir", metavar="DIR", help="where data/ lives (default ./data or $PGOLF_DATA_DIR)")
+    _add_data_dir(parser)
     parser.add_argument("--rebuild", action="store_true", help="build again even if a complete copy exists")
     parser.set_defaults(handler=_example)
 
@@ -125,6 +125,12 @@ def _example(args: argparse.Namespace) -> int:
     example = example_dataset(args.data_dir, rebuild=args.rebuild)
     _print_dataset(read_manifest(example.dataset_dir), example.dataset_dir, example.tokenizer_path)
     return 0
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help=f"the data directory (default ./data, or ${DATA_DIR_ENV}); datasets/ and tokenizers/ "
+                             "go below it")
 
 
 def _print_dataset(manifest: dict, dataset_dir: Path, tokenizer_path: Path | None = None) -> None:
