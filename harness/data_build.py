@@ -211,8 +211,8 @@ def build_dataset(*, text_files: list[str] | None = None, jsonl_files: list[str]
     """
     if bool(text_files) == bool(jsonl_files):
         raise UserError("give documents either as --text files or as --jsonl files")
-    if val_docs < 0 or shard_tokens <= 0:
-        raise UserError("--val-docs must be >= 0 and --shard-tokens > 0")
+    if val_docs < 1 or shard_tokens <= 0:
+        raise UserError("--val-docs must be at least 1 (val_bpb is scored on them) and --shard-tokens positive")
     kind, files = ("text", text_files) if text_files else ("jsonl", jsonl_files)
     for file in files:
         if not Path(file).is_file():

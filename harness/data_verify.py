@@ -60,6 +60,9 @@ def verify_dataset(dataset_dir: str | Path, tokenizer: str | Path | None = None)
         raise UserError("not a directory", dataset_dir)
     verdict = Verdict(submission=str(dataset_dir), stage="data")
     on_disk = {path.name: (split, path) for split in SPLITS for path in shard_paths(dataset_dir, split)}
+    if not any(split == "val" for split, _ in on_disk.values()):
+        verdict.findings.append(finding("data.split.present", FAIL, "no validation shards (fineweb_val_*.bin): "
+                                        "there is nothing to score val_bpb on", file=str(dataset_dir)))
     headers = _check_headers(on_disk, verdict)
     try:
         manifest = read_manifest(dataset_dir)
@@ -95,9 +98,7 @@ def _without_path(error: UserError) -> str:
 def _summarise_without_manifest(on_disk, headers, verdict: Verdict) -> None:
     for split in SPLITS:
         names = [n for n, (s, _) in on_disk.items() if s == split]
-        if not names:
-            verdict.findings.append(finding("data.split.present", FAIL, f"no {split} shards"))
-        elif all(n in headers for n in names):
+        if names and all(n in headers for n in names):
             tokens = sum(headers[n] for n in names)
             verdict.findings.append(finding("data.shard.header", PASS, f"{len(names)} {split} shards with sound "
                                             f"headers, {tokens:,} tokens (nothing to compare them with: no manifest)"))

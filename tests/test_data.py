@@ -337,6 +337,13 @@ def test_verify_without_manifest_still_checks_headers(tmp_path):
     assert _statuses(verdict) == {"data.shard.header": ["fail", "pass"], "data.manifest": ["fail"]}
 
 
+def test_verify_fails_a_dataset_without_validation_shards(tmp_path):
+    write_shard(tmp_path / shard_name("train", 0), [1, 2])
+    failed = [f for f in verify_dataset(tmp_path).findings if f.status == FAIL]
+    assert [(f.check, f.message) for f in failed][0] == (
+        "data.split.present", "no validation shards (fineweb_val_*.bin): there is nothing to score val_bpb on")
+
+
 def test_verify_refuses_a_path_that_is_not_a_directory(tmp_path):
     with pytest.raises(UserError, match="not a directory"):
         verify_dataset(tmp_path / "nope")
