@@ -75,7 +75,7 @@ _COMPACT_ARTIFACT = re.compile(r"^artifact:\S+\s.*\bcode:(\d+)")
 _COMPACT_BUDGET = re.compile(r"^budget:(\d+)/(\d+)\b")
 _WORLD = re.compile(r"^\s*world_size:\s*(\d+)\b")
 _NPROC = re.compile(r"--nproc[_-]per[_-]node[= ](\d+)")
-_COMPACT_PARAMS = re.compile(r"(?:^|\s)params:(\d+)\b.*?\bws:(\d+)\b(?:.*?\bs:(\d+)\s*$)?")
+_COMPACT_PARAMS = re.compile(r"(?:^|\s)params:(\d[\d,]*)\b.*?\bws:(\d+)\b(?:.*?\bs:(\d+)\s*$)?")
 _SEED = re.compile(r"^\s*seed:\s*(\d+)\s*$")
 _KV_SEED = re.compile(r"(?:^|\s)seed=(\d+)(?:\s|$)")
 _PARAMS = re.compile(r"^(?:model_params|params):\s*(\d+)\b")
@@ -231,6 +231,8 @@ def parse_log(source: Path | str | bytes, name: str | None = None) -> RunLog:
 def _read_text(source: Path | str | bytes, run: RunLog) -> str:
     if isinstance(source, str):
         run.byte_count = len(source.encode("utf-8", "surrogatepass"))
+        if not source:
+            run.problems.append("the log is empty")
         return source
     if isinstance(source, Path):
         try:
@@ -321,8 +323,9 @@ class _Parser:
             self.run.problems.append(
                 f"the log holds {len(self.run_starts)} runs (or copies of one), starting at lines "
                 f"{', '.join(map(str, self.run_starts))}; the last one is described")
-        if self.run.stop_reason is None and self.run.steps:
-            last = max(self.run.steps, key=lambda p: p.line)
+        points = [*self.run.steps, *self.run.val_points]
+        if self.run.stop_reason is None and points:
+            last = max(points, key=lambda p: p.line)
             if last.step == last.total_steps:
                 self.run.stop_reason = "iterations"
 
@@ -463,6 +466,8 @@ class _Parser:
 
     def _facts(self, line: str, number: int) -> None:
         run = self.run
+        if line.startswith("val_bpb:enabled"):  # the baseline logger's first line of a run
+            self._new_run_if_finished(number)
         match = _STOP.match(line)
         if match:
             run.stop_reason, run.stop_train_time_ms = match[1], _float(match[2])
@@ -484,7 +489,7 @@ class _Parser:
         if match:
             self.families.add("compact")
             self._new_run_if_finished(number)
-            self._set("model_params", int(match[1]), number)
+            self._set("model_params", int(match[1].replace(",", "")), number)
             self._set("world_size", int(match[2]), number)
             if match[3]:
                 self._set("seed", int(match[3]), number)
