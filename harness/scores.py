@@ -102,9 +102,13 @@ def claim_tolerance(claimed: float) -> float:
     """How far a logged value may be from a claim: rules.CLAIM_TOLERANCE_BPB, or half a unit of the
     claim's last written decimal when it was written shorter (1.081 stands for 1.0805..1.0815). The
     matcher adds the log line's own rounding (`EvalMetric.rounding`: 5e-5 for 4 printed decimals)."""
-    text = repr(float(claimed))
-    decimals = len(text.split(".")[1]) if "." in text and "e" not in text else 8
-    return max(CLAIM_TOLERANCE_BPB, 0.5 * 10.0 ** -decimals)
+    return max(CLAIM_TOLERANCE_BPB, 0.5 * 10.0 ** -_decimals(claimed))
+
+
+def _decimals(value: float) -> int:
+    """Decimals of a number as written in JSON (Python's shortest repr gives the same digits)."""
+    text = repr(float(value))
+    return len(text.split(".")[1]) if "." in text and "e" not in text else 8
 
 
 def claimed_values(metadata: Mapping[str, Any] | None) -> ClaimedValues:
@@ -132,12 +136,17 @@ def claimed_values(metadata: Mapping[str, Any] | None) -> ClaimedValues:
 
 def match_claim(run_logs: Mapping[str, RunLog], key: str, claimed: float, seeds: list[int] | None = None,
                 single_only: bool = False) -> Match | None:
-    """The way the logs come closest to the claimed value within tolerance (see the module docstring),
-    preferring means over more runs on ties; None when no way is within tolerance."""
-    best: tuple[float, int, int] | None = None
+    """The way the logs give the claimed value within tolerance (see the module docstring), or None.
+    Among the ways that round to the claim as written (1.100 for 1.1003), the one over the most runs
+    wins; otherwise the closest."""
+    best: tuple | None = None
     found: Match | None = None
+    written = 0.5 * 10.0 ** -_decimals(claimed)
     for order, candidate in enumerate(_candidates(run_logs, key, claimed, seeds, single_only)):
-        rank = (abs(candidate.value - claimed), -len(candidate.runs), order)
+        distance = abs(candidate.value - claimed)
+        rounding = max(run.metric.rounding for run in candidate.runs)
+        rank = ((0, -len(candidate.runs), distance, order) if distance <= written + rounding
+                else (1, distance, -len(candidate.runs), order))
         if best is None or rank < best:
             best, found = rank, candidate
     return found
