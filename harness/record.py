@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import rules
+from harness.data import MANIFEST_NAME, read_manifest
 from harness.errors import UserError
 from harness.runner import RunPlan, SeedResult, spread
 from harness.schemas import validation_errors
@@ -57,7 +58,7 @@ def write_record(folder: Path, plan: RunPlan, results: list[SeedResult], info: R
     for result in results:
         shutil.copyfile(plan.out_dir / (result.log or result.console_log), folder / log_name(result.seed))
     (folder / "submission.json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(readme(plan, results, info, metadata), encoding="utf-8")
+    (folder / "README.md").write_text(readme(plan, results, info, metadata, _shown(folder)), encoding="utf-8")
     return folder
 
 
@@ -99,16 +100,17 @@ def seed_entry(result: SeedResult) -> dict:
 
 
 def default_blurb(plan: RunPlan, results: list[SeedResult]) -> str:
-    settings = ", ".join(f"{key}={value}" for key, value in sorted(user_env(results[0]).items()))
-    return (f"{len(results)} seeds of train_gpt.py on {plan.dataset_dir.name} ({results[0].hardware})"
-            + (f" with {settings}" if settings else "") + "; produced by `harness run-seeds`.")
+    changed = len(user_env(results[0]))
+    settings = f", {changed} setting{'s' if changed != 1 else ''} changed from its defaults" if changed else ""
+    return (f"{len(results)} seeds of train_gpt.py on {plan.dataset_dir.name} ({results[0].hardware}){settings}; "
+            "produced by `harness run-seeds`.")
 
 
 def user_env(result: SeedResult) -> dict[str, str]:
     return {key: value for key, value in result.env.items() if key not in RUNNER_SET_ENV}
 
 
-def readme(plan: RunPlan, results: list[SeedResult], info: RecordInfo, metadata: dict) -> str:
+def readme(plan: RunPlan, results: list[SeedResult], info: RecordInfo, metadata: dict, folder: str) -> str:
     first = results[0]
     lines = [
         f"# {info.name}", "",
@@ -118,23 +120,25 @@ def readme(plan: RunPlan, results: list[SeedResult], info: RecordInfo, metadata:
         f"{'es' if plan.nproc > 1 else ''}, on the dataset `{plan.dataset_dir.name}` with the tokenizer "
         f"`{plan.tokenizer_path.name}`. The score of each seed is its log's `{first.metric}` line.", "",
         "## Results", "",
-        "| seed | val_bpb | val_loss | steps | train time | bytes_total |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| seed | val_bpb | val_loss | steps | train time | wall time | bytes_total |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(f"| {r.seed} | {r.val_bpb:.8f} | {r.val_loss:.8f} | {_or_dash(r.steps)} | "
-                     f"{_seconds(r.train_time_ms)} | {_or_dash(r.bytes_total)} |")
+                     f"{_seconds(r.train_time_ms)} | {r.wall_s:.0f} s | {_or_dash(r.bytes_total)} |")
     std_bpb = f" ± {metadata['val_bpb_std']:.8f}" if "val_bpb_std" in metadata else ""
     std_loss = f" ± {metadata['val_loss_std']:.8f}" if "val_loss_std" in metadata else ""
-    lines += [f"| mean ± std | {metadata['val_bpb']:.8f}{std_bpb} | {metadata['val_loss']:.8f}{std_loss} | | | |", ""]
+    lines += [f"| mean ± std | {metadata['val_bpb']:.8f}{std_bpb} | {metadata['val_loss']:.8f}{std_loss} | | | | |", ""]
     lines += _configuration(first)
+    lines += _data_section(plan)
     lines += [
         "## Reproduce", "",
         "From the repository root, after `make setup` (or `pip install -e .`):", "",
-        "```bash", info.command, f"harness check {Path('submissions') / info.name}", "```", "",
+        "```bash", info.command, f"harness check {folder}", "```", "",
         "The runner trains each seed in its own work dir under `runs/`, with the data linked where the "
-        "script expects it, and writes this folder at the end. Scores will differ slightly on other "
-        "hardware and library versions (floating-point order of operations).", "",
+        "script expects it, and writes this folder at the end (wall time above: start to finish of a seed, "
+        "evaluation included). Scores will differ slightly on other hardware and library versions "
+        "(floating-point order of operations).", "",
         "## Files", "",
         f"- `train_gpt.py`: the script that ran ({metadata['bytes_code']} bytes).",
         f"- `train_seed<SEED>.log`: each seed's own log (`logs/<RUN_ID>.txt`), which begins with the script's source.",
@@ -144,6 +148,27 @@ def readme(plan: RunPlan, results: list[SeedResult], info: RecordInfo, metadata:
         "again under `runs/`.", "",
     ]
     return "\n".join(lines)
+
+
+def _data_section(plan: RunPlan) -> list[str]:
+    """Which data, exactly: the manifest's shard hashes (the example corpus depends on the Python that built it)."""
+    lines = ["## Data", "", f"Dataset `{plan.dataset_dir.name}`, tokenizer `{plan.tokenizer_path.name}`."]
+    if not (plan.dataset_dir / MANIFEST_NAME).is_file():
+        return lines + ["It has no manifest.json, so its shards are not identified further.", ""]
+    manifest = read_manifest(plan.dataset_dir)
+    build = manifest.get("build", {})
+    if build.get("tool"):
+        versions = ", ".join(f"{label} {build[key]}" for key, label in (("harness_version", "harness"),
+                                                                           ("python", "Python")) if key in build)
+        lines[-1] += (f" Built by `{build['tool']}`" + (f" ({versions})" if versions else "")
+                      + "; the example corpus comes from the building Python's own text, so another version can "
+                      "yield other shards: compare the hashes below before comparing scores.")
+    lines += ["", "| file | split | tokens | sha256 |", "| --- | --- | ---: | --- |"]
+    tokenizer = manifest["tokenizer"]
+    lines.append(f"| `{tokenizer['file']}` | tokenizer | | `{tokenizer['sha256']}` |")
+    lines += [f"| `{shard['name']}` | {shard['split']} | {shard['tokens']} | `{shard['sha256']}` |"
+              for shard in manifest["shards"]]
+    return lines + [""]
 
 
 def _configuration(result: SeedResult) -> list[str]:
@@ -157,6 +182,14 @@ def _configuration(result: SeedResult) -> list[str]:
     lines += ["", "| variable | value |", "| --- | --- |"]
     lines += [f"| `{key}` | `{value}` |" for key, value in sorted(own.items())]
     return lines + [""]
+
+
+def _shown(folder: Path) -> str:
+    """The folder as a user would type it: relative to the working directory when inside it."""
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(folder)
 
 
 def _round(value: float | None) -> float | None:

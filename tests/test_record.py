@@ -55,10 +55,11 @@ def test_readme_says_how_to_reproduce(fake_record):
     folder, _, _, _ = fake_record
     readme = (folder / "README.md").read_text()
     assert readme.startswith("# fake_record\n")
-    assert f"```bash\n{COMMAND}\nharness check submissions/fake_record\n```" in readme
-    assert "| 2 | 1.50002000 | 3.00020000 | 20 | 0.2 s |" in readme
+    assert f"```bash\n{COMMAND}\nharness check {folder}\n```" in readme
+    assert "| 2 | 1.50002000 | 3.00020000 | 20 | 0.2 s | 0 s |" in readme
     assert "| `ITERATIONS` | `20` |" in readme
     assert "mean ± std | 1.50001500 ± 0.00000707" in readme
+    assert "Dataset `tiny_sp1024`, tokenizer `tiny_1024_bpe.model`.\nIt has no manifest.json" in readme
 
 
 def test_existing_record_folder_is_refused(fake_record):

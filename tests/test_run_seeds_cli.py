@@ -127,7 +127,8 @@ TINY_RUN = ["NUM_LAYERS=1", "MODEL_DIM=32", "NUM_HEADS=2", "NUM_KV_HEADS=1", "TR
 @pytest.fixture(scope="module")
 def tiny_example(tmp_path_factory) -> Path:
     """The first 20,000 training and 1,025 validation tokens of the bundled example, with its tokenizer."""
-    from harness.data import example_dataset, load_tokens, shard_name, write_shard
+    from harness.data import (example_dataset, load_tokens, make_manifest, shard_name, shard_record, tokenizer_record,
+                              write_manifest, write_shard)
 
     example = example_dataset(tmp_path_factory.mktemp("example"))
     root = tmp_path_factory.mktemp("tiny")
@@ -137,6 +138,10 @@ def tiny_example(tmp_path_factory) -> Path:
     shutil.copy(example.tokenizer_path, root / "tokenizers" / example.tokenizer_path.name)
     write_shard(dataset / shard_name("train", 0), load_tokens(example.dataset_dir, "train")[:20_000])
     write_shard(dataset / shard_name("val", 0), load_tokens(example.dataset_dir, "val")[:1_025])
+    tokenizer = tokenizer_record(root / "tokenizers" / example.tokenizer_path.name,
+                                 f"../../tokenizers/{example.tokenizer_path.name}")
+    shards = [shard_record(dataset / shard_name(split, 0), split) for split in ("val", "train")]
+    write_manifest(dataset, make_manifest(dataset.name, tokenizer, shards, {}, {"tool": "the test's slicer"}))
     return dataset
 
 
@@ -166,6 +171,8 @@ def test_reference_trainer_end_to_end_resumes_after_an_interrupted_seed(tiny_exa
     assert "seed 1: already completed, reused" in captured.err and "seed 2 (2/2): started" in captured.err
     assert json.loads((tmp_path / "out" / "seed_2.json").read_text())["val_bpb"] == pytest.approx(
         seed_2["val_bpb"], abs=1e-6)
+    readme = (tmp_path / "submissions" / "tiny_rec" / "README.md").read_text()
+    assert "| `fineweb_val_000000.bin` | val | 1025 | `" in readme  # the data, identified by its manifest
     # The record it wrote passes the static checks.
     verdict = check(str(tmp_path / "submissions" / "tiny_rec"))
     assert verdict.outcome != FAIL, [f.message for f in verdict.findings if f.status == FAIL]
