@@ -156,7 +156,10 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE for both trainers (e.g. a tiny CPU config)")
     args = parser.parse_args()
 
-    env = {"ITERATIONS": str(args.steps), "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "10", "SEED": "1337"}
+    # No wall-clock cap and no warm-down: both scripts would otherwise scale their learning rate by a
+    # warm-down estimated from their own speed, and the faster one would train differently.
+    env = {"ITERATIONS": str(args.steps), "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "10", "SEED": "1337",
+           "MAX_WALLCLOCK_SECONDS": "0", "WARMDOWN_ITERS": "0"}
     env.update(kv.split("=", 1) for kv in args.overrides)
     batch_tokens = int(env.get("TRAIN_BATCH_TOKENS", DEFAULT_BATCH_TOKENS))
     vocab = int(env.get("VOCAB_SIZE", 1024))

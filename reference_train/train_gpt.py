@@ -6,6 +6,7 @@ optimiser, training loop, export (int8 + zlib, or int6 + zstd), evaluation, and 
 through the same variables) and on 1 to 8 GPUs under torchrun; see reference_train/README.md.
 """
 
+import contextlib
 import glob
 import io
 import math
@@ -217,6 +218,36 @@ def attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         mask = torch.arange(t, device=q.device)[None, :] <= torch.arange(n, device=q.device)[:, None] + (t - n)
         y = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, enable_gqa=gqa)
     return y.transpose(1, 2)
+
+
+def prefer_cudnn_attention():
+    """SDPA backends in the order cuDNN, flash, memory-efficient, math: cuDNN is the fastest on H100
+    (PERF_NOTES), and PyTorch's default order would pick flash, or even math for GQA, before it."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    try:
+        return sdpa_kernel(order, set_priority=True)
+    except TypeError:  # a PyTorch without priorities: all four allowed, in its own order
+        return sdpa_kernel(order)
+
+
+def describe_attention(cfg: ModelConfig, device: torch.device) -> str:
+    """Which attention kernel training uses, for the log."""
+    if FLASH_FUNC is not None and device.type == "cuda":
+        return FLASH_NAME
+    if device.type != "cuda":
+        return "sdpa_cpu"
+    from torch.nn.attention import SDPBackend
+
+    hd = cfg.model_dim // cfg.num_heads
+    q = torch.zeros(1, cfg.num_heads, cfg.train_seq_len, hd, device=device, dtype=torch.bfloat16)
+    kv = torch.zeros(1, cfg.num_kv_heads, cfg.train_seq_len, hd, device=device, dtype=torch.bfloat16)
+    try:
+        choice = torch._fused_sdp_choice(q, kv, kv, is_causal=True, enable_gqa=cfg.num_heads != cfg.num_kv_heads)
+        return "sdpa_" + SDPBackend(choice).name.lower()
+    except (AttributeError, RuntimeError, ValueError):
+        return "sdpa"
 
 
 def rms_norm(x: Tensor) -> Tensor:
@@ -612,26 +643,18 @@ def main() -> None:
     log0(f"val_loader:shards pattern={val_pattern} tokens:{val_usable}")
 
     # Model (built on the CPU so that a seed gives the same weights on any device) and optimisers.
+    held = contextlib.ExitStack()  # settings held for the whole run
     if on_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        # cuDNN attention is the fastest SDPA kernel on H100 (PERF_NOTES); the others stay as fallbacks.
-        torch.backends.cuda.enable_cudnn_sdp(True)
-        torch.backends.cuda.enable_flash_sdp(False)
-        torch.backends.cuda.enable_mem_efficient_sdp(True)
-        torch.backends.cuda.enable_math_sdp(True)
+        held.enter_context(prefer_cudnn_attention())
     model = GPT(mcfg).to(device)
     train_model = torch.compile(model, dynamic=False, fullgraph=True) if use_compile else model
     muon, adam = build_optimisers(model, args, on_cuda)
     params = list(model.parameters())
     log0(f"model_params:{sum(p.numel() for p in params)}")
     log0(f"world_size:{world} grad_accum_steps:{accum}")
-    if FLASH_FUNC is not None and on_cuda:
-        log0(f"attention_backend:{FLASH_NAME}")
-    else:
-        b = torch.backends.cuda
-        log0("attention_backend:sdpa" + (f" sdp_backends:cudnn={b.cudnn_sdp_enabled()} flash={b.flash_sdp_enabled()} "
-             f"mem_efficient={b.mem_efficient_sdp_enabled()} math={b.math_sdp_enabled()}" if on_cuda else " (cpu)"))
+    log0(f"attention_backend:{describe_attention(mcfg, device)}")
     log0(f"attention_mode:gqa num_heads:{mcfg.num_heads} num_kv_heads:{mcfg.num_kv_heads}")
     log0(f"tie_embeddings:True embed_lr:{args.tied_embed_lr} head_lr:0.0 matrix_lr:{args.matrix_lr} scalar_lr:{args.scalar_lr}")
     log0(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
@@ -778,6 +801,7 @@ def main() -> None:
         log0(f"final_sliding_window val_loss:{s_loss:.4f} val_bpb:{s_bpb:.4f} stride:{args.eval_stride} "
              f"eval_seq_len:{args.train_seq_len} eval_time:{1000.0 * (time.perf_counter() - t_eval):.0f}ms")
         log0(f"final_sliding_window_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
+    held.close()
     if distributed:
         dist.destroy_process_group()
 
