@@ -20,6 +20,8 @@ ARTIFACT = "final_model.int8.ptz"
 
 
 def main() -> int:
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 does the logging and writing, as the challenge's script does
     seed = int(os.environ["SEED"])
     run_id = os.environ["RUN_ID"]
     iterations = int(os.environ.get("ITERATIONS", "20"))
@@ -45,6 +47,7 @@ def main() -> int:
         return 3
     log0(f"val_loader:shards pattern={os.environ['DATA_PATH']}/fineweb_val_*.bin files:{len(val_files)}")
     log0(f"env_vocab_size:{os.environ.get('VOCAB_SIZE')} env_home_secret:{os.environ.get('PGOLF_TEST_SECRET')}")
+    log0(f"world_size:{os.environ.get('WORLD_SIZE', '1')} grad_accum_steps:1")
     log0(f"seed:{seed}")
     time.sleep(float(os.environ.get("FAKE_SLEEP_S", "0")))
     fail = str(seed) in os.environ.get("FAKE_FAIL_SEEDS", "").split(",")

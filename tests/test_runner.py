@@ -123,6 +123,15 @@ def test_torn_result_json_counts_as_not_run(tmp_path):
     assert run_seeds(plan, [4])[0].reused is False
 
 
+def test_several_processes_run_under_torchrun(tmp_path):
+    plan = make_plan(tmp_path, nproc=2)
+    [result] = run_seeds(plan, [3])
+    assert result.ok, result.tail
+    assert result.command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert "world_size:2 grad_accum_steps:1" in (plan.out_dir / result.log).read_text()
+    assert runs_of(tmp_path) == [3]  # rank 1 started too, but only rank 0 trains and writes
+
+
 def test_commands_and_env_ownership(tmp_path):
     plan = make_plan(tmp_path)
     assert runner.trainer_command(plan) == [sys.executable, "train_gpt.py"]
