@@ -320,9 +320,10 @@ class _Parser:
             self._line(line, index + 1)
         self.run.format_family = self._family()
         if len(self.run_starts) > 1:
-            self.run.problems.append(
-                f"the log holds {len(self.run_starts)} runs (or copies of one), starting at lines "
-                f"{', '.join(map(str, self.run_starts))}; the last one is described")
+            starts = [str(n) for n in self.run_starts]
+            shown = ", ".join(starts if len(starts) <= 6 else [*starts[:3], "...", *starts[-2:]])
+            self.run.problems.append(f"the log holds {len(starts)} runs (or copies of one), starting at lines "
+                                     f"{shown}; the last one is described")
         points = [*self.run.steps, *self.run.val_points]
         if self.run.stop_reason is None and points:
             last = max(points, key=lambda p: p.line)
