@@ -131,6 +131,51 @@ def summarise(log: Path, batch_tokens: int) -> dict:
     return result
 
 
+def profile_ours(data: Path, env: dict, out: Path, steps: int = 4) -> None:
+    """Kernel time of a few of our training steps (torch.profiler), by kernel; on CUDA it compiles from
+    the cache the timed run left. Writes the table to `out` and prints its top rows."""
+    import importlib.util
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    spec = importlib.util.spec_from_file_location("ours", OURS)
+    tg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tg)
+    os.environ.update(env)
+    args, cfg = tg._from_env(tg.TrainConfig), tg._from_env(tg.ModelConfig)
+    cuda = torch.cuda.is_available()
+    device, accum = torch.device("cuda", 0) if cuda else torch.device("cpu"), args.grad_accum_steps or 8
+    with tg.prefer_cudnn_attention():
+        model = tg.GPT(cfg).to(device)
+        fwd = torch.compile(model, dynamic=False, fullgraph=True) if cuda else model
+        muon, adam = tg.build_optimisers(model, args, cuda)
+        loader = tg.BatchLoader(str(data / "datasets" / "fineweb10B_sp1024" / "fineweb_train_*.bin"), 0, 1, accum,
+                                args.train_batch_tokens, args.train_seq_len, device)
+
+        def step() -> None:
+            xs, ys = loader.next_batch()
+            for m in range(accum):
+                (fwd(xs[m], ys[m]) / accum).backward()
+            muon.step()
+            adam.step()
+            for p in model.parameters():
+                p.grad = None
+
+        for _ in range(3):
+            step()
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        sync()
+        with profile(activities=[ProfilerActivity.CUDA] * cuda + [ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                step()
+            sync()
+    table = prof.key_averages().table(sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=40,
+                                      max_name_column_width=70)
+    out.write_text(table)
+    print(f"per-step profile ({steps} steps; times are totals):\n" + "\n".join(table.splitlines()[:30]))
+
+
 def device_name() -> str:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, check=True)
@@ -153,6 +198,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/pgolf_train_step"))
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--timeout", type=float, default=400.0, help="seconds per trainer")
+    parser.add_argument("--profile-if-under", type=float, default=0.0,
+                        help="then profile a few of our steps if fewer seconds than this have passed (CUDA)")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE for both trainers (e.g. a tiny CPU config)")
     args = parser.parse_args()
 
@@ -200,6 +247,8 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"train_step_{device_slug(name)}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
+    if time.perf_counter() - t0 < args.profile_if_under:
+        profile_ours(data, env, args.out_dir / "train_step_profile.txt")
 
     print(f"\n{out}  ({name}, {n} steps of {batch_tokens} tokens)")
     keys = ("tokens_per_s", "ms_per_step", "steady_ms_per_step", "loss_at_last", "loss_last_logs_mean",
@@ -209,6 +258,7 @@ def main() -> None:
         print(f"{key:24}" + "".join(f"{r.get(key, float('nan')):>14.4f}" for r in results.values()))
     if base:
         print(f"speedup (tokens/s): {record['speedup']:.3f}x  steady: {record['steady_speedup']:.3f}x")
+    print(f"bench wall time: {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

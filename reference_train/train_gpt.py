@@ -246,7 +246,7 @@ def describe_attention(cfg: ModelConfig, device: torch.device) -> str:
     try:
         choice = torch._fused_sdp_choice(q, kv, kv, is_causal=True, enable_gqa=cfg.num_heads != cfg.num_kv_heads)
         return "sdpa_" + SDPBackend(choice).name.lower()
-    except (AttributeError, RuntimeError, ValueError):
+    except (AttributeError, RuntimeError, TypeError, ValueError):
         return "sdpa"
 
 
