@@ -20,7 +20,7 @@ SEEDS = {1337: (1.1001, 1.8501), 42: (1.1003, 1.8503), 2025: (1.1005, 1.8505)}
 
 def make_log(seed: int, bpb: float, loss: float, *, world_size: int = 8, train_ms: float = 590_000.0,
              step_avg: float = 80.0, eval_ms: float = 80_000.0, model: int = 15_800_000, code: int = len(CODE),
-             val_tokens: int = rules.VAL_TOKEN_COUNTS_BY_DATASET["fineweb10B_sp1024"].__iter__().__next__(),
+             val_tokens: int = min(rules.KNOWN_VAL_TOKEN_COUNTS),
              script: str | None = None) -> str:
     head = (script + "\n" + SEPARATOR + "\n") if script is not None else ""
     return head + (
