@@ -252,7 +252,7 @@ def evaluate(
     stride: int = rules.EVAL_STRIDE,
     device: torch.device | str = "cpu",
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
-    compile: bool = False,
+    compile: bool | str = False,
     sdpa_backends: Sequence[Any] | None = None,
     progress: bool = False,
 ) -> EvalResult:
@@ -260,9 +260,10 @@ def evaluate(
 
     Full windows that score their last `stride` positions (all but the first and the final shorter
     one) run in batches of `batch_tokens // seq_len` windows, gathered by index arithmetic from a
-    copy of the stream on the device; with `compile`, those batches (padded to one shape) go through
-    torch.compile. Under torch.distributed (torchrun), each rank scores an even contiguous share of the
-    windows and the sums are all-reduced, so every rank returns the same result.
+    copy of the stream on the device; with `compile` (True, or a torch.compile mode such as
+    "max-autotune-no-cudagraphs"), those batches (padded to one shape) go through torch.compile.
+    Under torch.distributed (torchrun), each rank scores an even contiguous share of the windows and
+    the sums are all-reduced, so every rank returns the same result.
     """
     device = torch.device(device)
     plan = WindowPlan(num_tokens=len(tokens), seq_len=seq_len, stride=stride)
@@ -279,7 +280,11 @@ def evaluate(
         raise ValueError(f"the stream holds id {vocab_needed - 1} but the byte table has {luts[0].numel()} entries")
 
     batch_windows = max(1, batch_tokens // seq_len)
-    batched_fn = torch.compile(logits_fn, dynamic=False) if compile else logits_fn
+    if compile:
+        mode = compile if isinstance(compile, str) else None
+        batched_fn = torch.compile(logits_fn, dynamic=False, mode=mode)
+    else:
+        batched_fn = logits_fn
     lo, hi = plan.rank_range(rank, world_size)
     regular_lo, regular_hi = plan.regular_range()
     regular_lo, regular_hi = max(lo, regular_lo), min(hi, regular_hi)

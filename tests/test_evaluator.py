@@ -138,3 +138,24 @@ def test_wrong_logits_shape_is_refused():
         evaluate(lambda ids, n: torch.zeros(ids.shape[0], ids.shape[1], VOCAB), stream, table, seq_len=8, stride=4)
     with pytest.raises(ValueError, match="cover"):
         evaluate(lambda ids, n: torch.zeros(ids.shape[0], n or ids.shape[1], 3), stream, table, seq_len=8, stride=4)
+
+
+def test_benchmark_model_last_n_path_equals_full_logits():
+    """bench/baseline_model.py skips the last block's queries and MLP for unscored positions; in
+    float64 that must give exactly the full forward's logits, and the evaluator the naive result."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from baseline_model import BaselineShapedGPT, ModelShape
+
+    shape = ModelShape(vocab_size=VOCAB, num_layers=3, model_dim=32, num_heads=4, num_kv_heads=2, seq_len=SEQ_LEN)
+    model = BaselineShapedGPT(shape).double()
+    ids = torch.randint(0, VOCAB, (3, SEQ_LEN))
+    with torch.inference_mode():
+        full = model.forward_logits(ids)
+        assert torch.allclose(model.forward_logits(ids, STRIDE), full[:, -STRIDE:], rtol=0, atol=1e-12)
+    stream, table = random_stream(97), byte_table()
+    fast = evaluate(model.forward_logits, stream, table, seq_len=SEQ_LEN, stride=STRIDE)
+    naive = evaluate_naive(model.forward_logits, stream, table, seq_len=SEQ_LEN, stride=STRIDE)
+    assert relative(fast.loss_sum_nats, naive.loss_sum_nats) < 1e-9
