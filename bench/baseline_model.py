@@ -151,6 +151,7 @@ class BaselineShapedGPT(nn.Module):
             if index < self.num_encoder:
                 skips.append(x)
         x = F.rms_norm(x, (x.size(-1),))
-        logits = F.linear(x, self.tok_emb.weight).float()
+        logits = F.linear(x, self.tok_emb.weight)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # soft-cap in fp32 or better
         softcap = self.shape.logit_softcap
         return softcap * torch.tanh(logits / softcap)
