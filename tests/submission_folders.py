@@ -15,9 +15,12 @@ GOOD_METADATA = {
     "val_loss": 2.0842,
     "bytes_total": 15_000_000,
     "bytes_code": len(GOOD_CODE.encode()),
-    "seeds": [1337, 42],
+    "seeds": [1337],
 }
-GOOD_LOG = "step:100/200 train_loss:2.5000\nstep:200/200 val_loss:2.0842 val_bpb:1.2345\n"
+GOOD_LOG = (
+    "seed:1337\nstep:100/200 train_loss:2.5000\nstep:200/200 val_loss:2.0842 val_bpb:1.2345\n"
+    "final_int8_zlib_roundtrip_exact val_loss:2.08420000 val_bpb:1.23450000\n"
+)
 GOOD_README = "# Tiny test submission\n\nExplains what it does.\n"
 
 
@@ -27,8 +30,9 @@ def write_submission(folder: Path, *, metadata: dict | str | bytes | None = None
     """A complete, valid folder (README.md, submission.json, train.log, train_gpt.py) unless told otherwise:
     `omit` drops files by name, the keyword arguments replace their contents, `extra` adds files."""
     folder.mkdir(parents=True, exist_ok=True)
-    if metadata is None:
-        metadata = GOOD_METADATA
+    if metadata is None:  # the good metadata, stating the bytes of whatever code this folder gets
+        code_size = len(code if isinstance(code, bytes) else (GOOD_CODE if code is None else code).encode())
+        metadata = dict(GOOD_METADATA, bytes_code=code_size)
     files: dict[str, str | bytes] = {
         "README.md": GOOD_README if readme is None else readme,
         "submission.json": metadata if isinstance(metadata, (str, bytes)) else json.dumps(metadata, indent=2),

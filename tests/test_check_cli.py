@@ -42,11 +42,15 @@ def the(verdict, check: str, status: str | None = None) -> list[dict]:
 
 @pytest.mark.parametrize("folder", FIXTURE_FOLDERS, ids=lambda p: p.name[:60])
 def test_every_fixture_folder_fails_only_for_missing_files(capsys, folder):
+    """The folder-level checks fail only for the files the data-only fixtures lack. (Later stages, such
+    as claims against the logs, find real problems in some records; their own tests pin those.)"""
     code, verdict = run_check(capsys, folder)
     assert code == 1
     failed = the(verdict, "files.required", "fail")
     assert {"README.md", "train_gpt.py"} <= {f["evidence"][0].get("file") for f in failed if f["evidence"]}
-    others = [f for f in verdict["findings"] if f["status"] == "fail" and f["check"] != "files.required"]
+    folder_stage = ("files.", "metadata.", "code.", "track")
+    others = [f for f in verdict["findings"] if f["status"] == "fail" and f["check"] != "files.required"
+              and f["check"].startswith(folder_stage)]
     assert others == []
     assert the(verdict, "track")[0]["status"] == "pass"
     assert verdict["measurements"]["code_bytes"] is None
@@ -86,8 +90,12 @@ def test_subprocess_on_a_fixture_prints_a_plain_table(tmp_path):
 
 def test_complete_good_folder_passes(capsys, tmp_path):
     code, verdict = run_check(capsys, write_submission(tmp_path / "good"))
-    assert code == 0 and verdict["outcome"] == "pass"
-    assert {f["check"]: f["status"] for f in verdict["findings"] if f["status"] != "pass"} == {"track": "skip"}
+    assert code == 0 and verdict["counts"]["fail"] == 0
+    folder_stage = ("files.", "metadata.", "code.", "track")
+    not_passed = {f["check"]: f["status"] for f in verdict["findings"] if f["status"] != "pass"}
+    assert {k: v for k, v in not_passed.items() if k.startswith(folder_stage)} == {"track": "skip"}
+    # one seed where records usually show three: the only warning of the later stages
+    assert {k: v for k, v in not_passed.items() if v == "warn"} == {"claims.seeds": "warn"}
     assert statuses(verdict, "files.required") == ["pass"] * 4
     assert the(verdict, "code.bytes")[0]["evidence"][0]["values"] == {"utf8": True, "bytes": len(GOOD_CODE), "lines": 9}
     assert verdict["measurements"]["claimed"]["val_bpb"] == GOOD_METADATA["val_bpb"]
