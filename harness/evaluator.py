@@ -185,20 +185,38 @@ def _sdpa_context(device: torch.device, backends: Sequence[Any] | None):
         return sdpa_kernel(list(backends))
 
 
+PLAIN_PROGRESS_EVERY_S = 30.0  # without a terminal (logs, the sandboxed worker): a line this often
+
+
 @contextlib.contextmanager
 def _progress(total: int, show: bool, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar with windows per second (plain when not a terminal); no-op when hidden."""
+    """A rich progress bar with windows per second on a terminal; elsewhere a plain line every 30 s
+    and one at the end (on stderr); nothing when hidden."""
     if not show:
         yield lambda advance: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        started, last, done = time.monotonic(), [time.monotonic()], [0]
+
+        def advance_plain(count: int) -> None:
+            done[0] += count
+            now = time.monotonic()
+            if now - last[0] >= PLAIN_PROGRESS_EVERY_S or done[0] == total:
+                last[0] = now
+                rate = done[0] / max(now - started, 1e-9)
+                console.print(f"{label}: {done[0]:,}/{total:,} windows ({rate:,.0f} windows/s)")
+
+        yield advance_plain
+        return
     columns = (
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]} windows/s"), TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
+    with Progress(*columns, console=console) as progress:
         task = progress.add_task(label, total=total, rate="-")
 
         def advance(count: int) -> None:

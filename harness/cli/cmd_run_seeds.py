@@ -97,13 +97,13 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def parse_env(pairs: list[str]) -> dict[str, str]:
+def parse_env(pairs: list[str], reserved: tuple[str, ...] = RUNNER_OWNED_ENV) -> dict[str, str]:
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not ENV_NAME.match(key):
             raise UserError(f"--env takes KEY=VALUE with KEY a variable name, got {pair!r}")
-        if key in RUNNER_OWNED_ENV:
+        if key in reserved:
             raise UserError(f"--env cannot set {key}: the runner sets it for each seed (use --seeds)")
         env[key] = value
     return env
@@ -129,15 +129,17 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
                    vocab_size=vocab_size)
 
 
-def resolve_data(data: str | None, tokenizer: str | None) -> tuple[Path, Path]:
-    """The dataset folder and tokenizer: given, or the bundled example dataset (built if missing)."""
+def resolve_data(data: str | None, tokenizer: str | None,
+                 splits: tuple[str, ...] = ("train", "val")) -> tuple[Path, Path]:
+    """The dataset folder and tokenizer: given, or the bundled example dataset (built if missing);
+    the folder must hold shards of each of `splits`."""
     if data is None:
         example = example_dataset()
         return example.dataset_dir, Path(tokenizer) if tokenizer else example.tokenizer_path
     dataset_dir = Path(data)
     if not dataset_dir.is_dir():
         raise UserError("no such dataset folder (give the folder holding fineweb_*.bin shards)", dataset_dir)
-    for split in ("train", "val"):
+    for split in splits:
         if not any(dataset_dir.glob(f"fineweb_{split}_*.bin")):
             raise UserError(f"holds no fineweb_{split}_*.bin shards", dataset_dir)
     if tokenizer is not None:
