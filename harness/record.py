@@ -32,7 +32,8 @@ class RecordInfo:
     """What the results alone do not say: names, the command that produced them, the source."""
 
     name: str
-    command: str  # the exact `harness run-seeds ...` line that reproduces the record
+    command: str  # the `harness run-seeds ...` line that produced the record
+    rerun: str  # the line that runs the record's own train_gpt.py again (same seeds, data, settings)
     source: str  # what train_gpt.py is, e.g. "the reference trainer (reference_train/train_gpt.py)"
     author: str = "pgolf-harness"
     github_id: str = ""
@@ -133,12 +134,14 @@ def readme(plan: RunPlan, results: list[SeedResult], info: RecordInfo, metadata:
     lines += _data_section(plan)
     lines += [
         "## Reproduce", "",
-        "From the repository root, after `make setup` (or `pip install -e .`):", "",
-        "```bash", info.command, f"harness check {folder}", "```", "",
+        "From the repository root, after `make setup` (or `pip install -e .`), this runs the folder's own "
+        "`train_gpt.py` again with the same seeds, data and settings, then checks the folder:", "",
+        "```bash", info.rerun, f"harness check {folder}", "```", "",
         "The runner trains each seed in its own work dir under `runs/`, with the data linked where the "
-        "script expects it, and writes this folder at the end (wall time above: start to finish of a seed, "
-        "evaluation included). Scores will differ slightly on other hardware and library versions "
-        "(floating-point order of operations).", "",
+        "script expects it, and prints the table above again (wall time: start to finish of a seed, "
+        "evaluation included). Scores differ slightly on other hardware and library versions "
+        "(floating-point order of operations). This folder was written by:", "",
+        "```bash", info.command, "```", "",
         "## Files", "",
         f"- `train_gpt.py`: the script that ran ({metadata['bytes_code']} bytes).",
         f"- `train_seed<SEED>.log`: each seed's own log (`logs/<RUN_ID>.txt`), which begins with the script's source.",

@@ -13,13 +13,14 @@ from harness.runner import run_seeds
 from harness.schemas import validation_errors
 
 COMMAND = "harness run-seeds --seeds 1,2 --env ITERATIONS=20 --record fake_record"
+RERUN = "harness run-seeds --seeds 1,2 --submission submissions/fake_record --env ITERATIONS=20"
 
 
 @pytest.fixture
 def fake_record(tmp_path):
     plan = make_plan(tmp_path, env={"ITERATIONS": "20"})
     results = run_seeds(plan, [1, 2])
-    info = RecordInfo(name="fake_record", command=COMMAND, source="the fake trainer")
+    info = RecordInfo(name="fake_record", command=COMMAND, rerun=RERUN, source="the fake trainer")
     return write_record(tmp_path / "submissions" / "fake_record", plan, results, info), plan, results, info
 
 
@@ -55,7 +56,8 @@ def test_readme_says_how_to_reproduce(fake_record):
     folder, _, _, _ = fake_record
     readme = (folder / "README.md").read_text()
     assert readme.startswith("# fake_record\n")
-    assert f"```bash\n{COMMAND}\nharness check {folder}\n```" in readme
+    assert f"```bash\n{RERUN}\nharness check {folder}\n```" in readme
+    assert f"This folder was written by:\n\n```bash\n{COMMAND}\n```" in readme
     assert "| 2 | 1.50002000 | 3.00020000 | 20 | 0.2 s | 0 s |" in readme
     assert "| `ITERATIONS` | `20` |" in readme
     assert "mean ± std | 1.50001500 ± 0.00000707" in readme
@@ -72,5 +74,5 @@ def test_failed_seeds_make_no_record(tmp_path):
     plan = make_plan(tmp_path, env={"FAKE_FAIL_SEEDS": "2"})
     results = run_seeds(plan, [1, 2])
     with pytest.raises(ValueError, match="completed seeds only"):
-        write_record(tmp_path / "rec", plan, results, RecordInfo(name="rec", command="x", source="y"))
+        write_record(tmp_path / "rec", plan, results, RecordInfo(name="rec", command="x", rerun="z", source="y"))
     assert not (tmp_path / "rec").exists()

@@ -89,8 +89,16 @@ def test_run_prints_table_with_mean_and_std_and_writes_record(fake, capsys, tmp_
     assert "record written: submissions/fake_rec" in out
     assert sorted(p.name for p in record.iterdir()) == [
         "README.md", "submission.json", "train_gpt.py", "train_seed1.log", "train_seed2.log"]
+    readme = (record / "README.md").read_text()
     assert ("harness run-seeds --seeds 1,2 --submission fake_submission --data data/datasets/tiny_sp1024 "
-            "--env VOCAB_SIZE=1024 --env ITERATIONS=10 --record fake_rec") in (record / "README.md").read_text()
+            "--env VOCAB_SIZE=1024 --env ITERATIONS=10 --record fake_rec") in readme
+    rerun = ("harness run-seeds --seeds 1,2 --submission submissions/fake_rec --data data/datasets/tiny_sp1024 "
+             "--env VOCAB_SIZE=1024 --env ITERATIONS=10")
+    assert rerun in readme
+    # The rerun line works: it runs the record's own train_gpt.py and gets the same scores.
+    assert main(rerun.split()[1:] + ["--out", "rerun"]) == 0
+    rows = {cells[0]: cells for cells in table_rows(capsys.readouterr().out)}
+    assert rows["2"][2:4] == ["1.50002000", "3.00020000"]
 
     # Run again: both seeds are reused, nothing reruns, the table is the same.
     assert main(fake + ["--seeds", "1,2", "--env", "ITERATIONS=10"]) == 0

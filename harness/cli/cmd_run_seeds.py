@@ -80,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"no record written: not every seed completed ({record_folder})")
         return 1
     if record_folder is not None:
-        info = RecordInfo(name=args.record, command=reproduce_command(args, seeds), source=describe_source(args),
-                          author=args.author, github_id=args.github_id, blurb=args.blurb or "")
+        info = RecordInfo(
+            name=args.record, source=describe_source(args), author=args.author, github_id=args.github_id,
+            blurb=args.blurb or "",
+            command=run_seeds_command(args, seeds, args.submission, args.record)
+            + (f" --record-dir {shlex.quote(args.record_dir)}" if args.record_dir != "submissions" else ""),
+            rerun=run_seeds_command(args, seeds, str(record_folder), None),
+        )
         write_record(record_folder, plan, results, info)
         console.print(f"record written: {record_folder}")
     return 0
@@ -166,11 +171,11 @@ def describe_source(args: argparse.Namespace) -> str:
     return "the reference trainer (`reference_train/train_gpt.py`)"
 
 
-def reproduce_command(args: argparse.Namespace, seeds: list[int]) -> str:
-    """The run-seeds line that reproduces a record: what shaped the runs, without local paths of --out."""
+def run_seeds_command(args: argparse.Namespace, seeds: list[int], submission: str | None, record: str | None) -> str:
+    """A run-seeds line with this run's seeds, data and settings (never --out, a local choice)."""
     words = ["harness", "run-seeds", "--seeds", ",".join(map(str, seeds))]
-    if args.submission:
-        words += ["--submission", args.submission]
+    if submission:
+        words += ["--submission", submission]
     if args.nproc != 1:
         words += ["--nproc", str(args.nproc)]
     if args.data:
@@ -181,9 +186,8 @@ def reproduce_command(args: argparse.Namespace, seeds: list[int]) -> str:
         words += ["--env", pair]
     if args.timeout != DEFAULT_TIMEOUT_S:
         words += ["--timeout", f"{args.timeout:g}"]
-    words += ["--record", args.record]
-    if args.blurb:
-        words += ["--blurb", args.blurb]
+    if record:
+        words += ["--record", record]
     return shlex.join(words)
 
 
