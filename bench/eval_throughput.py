@@ -24,7 +24,6 @@ import re
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -35,6 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
 from harness import rules  # noqa: E402
+from harness.bytes import ByteTable  # noqa: E402
 from harness.evaluator import WindowPlan, evaluate, evaluate_naive  # noqa: E402
 
 SPLIT_TOKENS = min(rules.KNOWN_VAL_TOKEN_COUNTS)  # 62,021,632: the sp1024 split most records log
@@ -74,7 +74,7 @@ def setup_device() -> tuple[torch.device, int, int]:
     return device, dist.get_rank(), dist.get_world_size()
 
 
-def synthetic_inputs(tokens: int, vocab: int, seed: int = 0) -> tuple[np.ndarray, SimpleNamespace]:
+def synthetic_inputs(tokens: int, vocab: int, seed: int = 0) -> tuple[np.ndarray, ByteTable]:
     """A random stream with BOS sprinkled in, and a byte table shaped like a real one (boundary ids
     0-3 with 0 bytes, byte-fallback-like ids of 1 byte, pieces of 1-8 bytes, half with a space)."""
     rng = np.random.default_rng(seed)
@@ -85,7 +85,7 @@ def synthetic_inputs(tokens: int, vocab: int, seed: int = 0) -> tuple[np.ndarray
     boundary = np.zeros(vocab, dtype=bool)
     boundary[[rules.PAD_ID, rules.BOS_ID, rules.EOS_ID, rules.UNK_ID]] = True
     base[boundary], space[boundary] = 0, False
-    return stream, SimpleNamespace(base_bytes=base, has_leading_space=space, is_boundary=boundary)
+    return stream, ByteTable(base_bytes=base.astype(np.int16), has_leading_space=space, is_boundary=boundary)
 
 
 def device_name(device: torch.device, world_size: int) -> str:

@@ -114,13 +114,9 @@ class WindowPlan:
 
 
 def byte_luts(byte_table, device: torch.device | str) -> tuple[Tensor, Tensor, Tensor]:
-    """The byte table's three arrays as device tensors (base bytes int64, leading space, boundary)."""
-    base = torch.as_tensor(np.asarray(byte_table.base_bytes), dtype=torch.int64)
-    space = torch.as_tensor(np.asarray(byte_table.has_leading_space), dtype=torch.bool)
-    boundary = torch.as_tensor(np.asarray(byte_table.is_boundary), dtype=torch.bool)
-    if not base.shape == space.shape == boundary.shape or base.ndim != 1:
-        raise ValueError("byte table arrays must be 1-D and of one length (the vocabulary size)")
-    return base.to(device), space.to(device), boundary.to(device)
+    """A harness.bytes.ByteTable's arrays on the device: base bytes (int64), leading space, boundary."""
+    base, space, boundary = byte_table.to_torch(device)
+    return base.to(torch.int64), space, boundary
 
 
 def target_bytes(targets: Tensor, previous: Tensor, luts: tuple[Tensor, Tensor, Tensor]) -> Tensor:

@@ -7,28 +7,28 @@ arrays so that no tokenizer is needed.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.bytes import ByteTable
+
 VOCAB = 41
 BOUNDARY_IDS = (0, 1, 2)  # like pad/bos/eos: zero bytes, and no leading space after them
 
 
-def byte_table(vocab: int = VOCAB, seed: int = 0) -> SimpleNamespace:
-    """A byte table with the three arrays of harness/bytes.py's ByteTable: boundary tokens count 0
-    bytes; the rest 1-4 bytes, about half with a leading space."""
+def byte_table(vocab: int = VOCAB, seed: int = 0) -> ByteTable:
+    """A byte table built from arrays, no tokenizer: boundary tokens count 0 bytes; the rest 1-4
+    bytes, about half with a leading space."""
     rng = np.random.default_rng(seed)
-    base = rng.integers(1, 5, size=vocab).astype(np.int64)
+    base = rng.integers(1, 5, size=vocab).astype(np.int16)
     space = rng.random(vocab) < 0.5
     boundary = np.zeros(vocab, dtype=bool)
     boundary[list(BOUNDARY_IDS)] = True
     base[boundary] = 0
     space[boundary] = False
-    return SimpleNamespace(base_bytes=base, has_leading_space=space, is_boundary=boundary)
+    return ByteTable(base_bytes=base, has_leading_space=space, is_boundary=boundary)
 
 
 def random_stream(length: int, vocab: int = VOCAB, seed: int = 1) -> np.ndarray:
