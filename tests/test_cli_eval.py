@@ -12,12 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harness import rules
 from harness.cli import main
 from harness.data import write_shard
+from test_reference_train import markov_tokens  # BOS-led documents from a learnable chain
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINER_DIR = REPO / "reference_train"
@@ -29,17 +29,6 @@ TINY_RUN = dict(NUM_LAYERS="2", MODEL_DIM="64", NUM_HEADS="4", NUM_KV_HEADS="2",
 SLIDING_EXACT = re.compile(r"^final_sliding_window_exact val_loss:(\S+) val_bpb:(\S+)$", re.M)
 
 
-def chain_tokens(count: int, vocab: int, seed: int) -> np.ndarray:
-    """BOS-led documents from a random first-order chain: something a few steps can start to learn."""
-    rng = np.random.default_rng(seed)
-    successors = np.random.default_rng(0).integers(4, vocab, size=(vocab, 3))
-    out, token = np.empty(count, dtype=np.int64), rules.BOS_ID
-    for i in range(count):
-        token = rules.BOS_ID if i % 150 == 0 else successors[token, rng.integers(3)]
-        out[i] = token
-    return out
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict:
     """A tiny reference-trainer run with its sliding-window evaluation: artifact, data, logged score."""
@@ -49,8 +38,8 @@ def trained(tmp_path_factory) -> dict:
     tokenizer = tiny_tokenizer(root / "tiny.model")
     data = root / "data"
     data.mkdir()
-    write_shard(data / "fineweb_train_000000.bin", chain_tokens(4000, TINY_VOCAB, 1))
-    write_shard(data / "fineweb_val_000000.bin", chain_tokens(1100, TINY_VOCAB, 2))
+    write_shard(data / "fineweb_train_000000.bin", markov_tokens(4000, TINY_VOCAB, 1))
+    write_shard(data / "fineweb_val_000000.bin", markov_tokens(1100, TINY_VOCAB, 2))
     work = root / "work"
     work.mkdir()
     env = {**os.environ, **TINY_RUN, "VOCAB_SIZE": str(TINY_VOCAB), "DATA_PATH": str(data),
