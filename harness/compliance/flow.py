@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness.compliance import events as ev
 from harness.compliance.events import CONTENT, TGT, TRAIN, VAL, Event, is_iter, is_param, iter_label
@@ -98,11 +98,12 @@ class Summary:
     pick_params: frozenset = frozenset()  # params used as the target of a loss
     consumes: frozenset = frozenset()  # content and p: labels of every value passed to a call
     hooks: bool = False  # registers forward hooks (a calibration pass)
+    combines: tuple = ()  # params its return value combines into one key, e.g. ("context", "token")
 
     def signature(self):
         return (self.returns, self.return_kinds, tuple(sorted(self.param_writes.items())),
                 tuple(sorted(self.attr_writes.items())), len(self.events), hash(self.events), self.pick_params,
-                self.consumes, self.hooks)
+                self.consumes, self.hooks, self.combines)
 
 
 class Analysis:
@@ -197,6 +198,9 @@ class FunctionAnalyzer:
         self.params = set(fn.params)
         self.globals: set[str] = set()
         self.sinks: set[str] = set()
+        self.returned: set[str] = set()
+        self.backwarded: set[str] = set()
+        self.combines: tuple = ()  # names whose value a backward() runs through: training losses
         self.target_dumps: set[str] = set()
         self.target_positions: list[tuple[str, str, int]] = []  # (base dump, index var dump, offset) of picked elements
         self.pick_params: set[str] = set()
@@ -225,18 +229,30 @@ class FunctionAnalyzer:
         target = "fresh" if self.steps == {"opt:fresh"} or (not self.steps and self.grad_inputs_fresh) else (
             "model" if self.steps else "unknown")
         self.events = [e if e.kind != ev.UPDATE or not e.own else _with_detail(e, update_target=target) for e in self.events]
-        exported = tuple(e for e in (self._export(e) for e in self.events) if e is not None)
+        unique: dict[tuple, Event] = {}
+        for event in (self._export(e) for e in self.events):
+            # A caller places all of a callee's events at its call site, so positions inside the callee
+            # do not matter there: one event per code location and meaning is enough.
+            if event is not None:
+                unique.setdefault((event.kind, event.unit, event.line, event.col, event.taint, event.subject, event.detail), event)
+        exported = tuple(unique.values())
         self.summary = Summary(
             returns=self.returns, return_kinds=self.return_kinds,
             param_writes={k: v for k, v in self.param_writes.items() if v},
             attr_writes={k: v for k, v in self.attr_writes.items() if v},
             events=exported, pick_params=frozenset(self.pick_params), consumes=frozenset(self.consumes), hooks=self.hooks,
+            combines=self.combines,
         )
 
     def _export(self, event: Event) -> Event | None:
-        """The event as callers see it: local updates (of a tensor or adapter created here) stay here."""
+        """The event as callers see it: updates of a tensor or adapter created here stay here, unless
+        the function returns it (a fitted delta handed back to the caller)."""
         if event.kind == ev.UPDATE and event.own and event.subject is not None and event.subject.startswith("l:"):
-            return None
+            if event.subject.rsplit(":", 1)[-1] not in self.returned:
+                return None
+            return replace(event, subject=None)
+        if event.kind in (ev.CACHE_READ, ev.CACHE_WRITE) and not (event.get("container") or "").startswith((ev.PARAM, "a:")):
+            return None  # a local container is read and written in this function only
         if len(event.chain) >= MAX_CHAIN:
             return None
         return event
@@ -245,6 +261,8 @@ class FunctionAnalyzer:
     def prepass(self) -> None:
         return_names: set[str] = set()
         reported: set[str] = set()  # names printed or logged: a driver reports its score that way
+        calls: list[ast.Call] = []
+        returned_objects: set[str] = set()  # names whose object itself is returned (return delta.detach())
         reduced: set[str] = set()
         for stmt in self.fn.body:
             for node in _walk_local(stmt):
@@ -260,14 +278,22 @@ class FunctionAnalyzer:
                     self._record_defs(node.target, node.value)
                 elif isinstance(node, ast.Return) and node.value is not None:
                     return_names |= {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+                    returned_objects |= _returned_objects(node.value)
+                    if isinstance(node.value, (ast.BinOp, ast.Tuple)):
+                        used = [n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and n.id in self.params and n.id != "self"]
+                        if len(set(used)) > 1:
+                            self.combines = tuple(dict.fromkeys(used))
                 elif isinstance(node, (ast.Global, ast.Nonlocal)):
                     self.globals |= set(node.names)
                 elif isinstance(node, ast.While):
                     self.loop_assigned[id(node)] = _assigned_names(node.body)
                 elif isinstance(node, ast.Call):
-                    self._prepass_call(node, reduced)
+                    calls.append(node)
                     if REPORT_CALL.match(last_name(self.canon(node.func)) or ""):
                         reported |= {n.id for a in node.args for n in ast.walk(a) if isinstance(n, ast.Name)}
+        for node in calls:  # after every definition is known: picks follow names to their values
+            self._prepass_call(node, reduced)
+        self.returned = returned_objects
         self.sinks = self._closure(return_names | reported) | self.params | self.globals | reduced
 
     def _record_defs(self, target: ast.expr, value: ast.expr) -> None:
@@ -288,15 +314,17 @@ class FunctionAnalyzer:
             reduced |= {a.id for a in node.args if isinstance(a, ast.Name)}
         if isinstance(func, ast.Attribute) and func.attr in ACCUMULATE_METHODS and isinstance(func.value, ast.Name):
             self.defs.setdefault(func.value.id, []).extend(node.args)
-        target = None
+        if isinstance(func, ast.Attribute) and func.attr == "backward":
+            self.backwarded |= {n.id for n in ast.walk(func.value) if isinstance(n, ast.Name)}
+        elif short in ("grad", "backward") and node.args:
+            self.backwarded |= {n.id for n in ast.walk(node.args[0]) if isinstance(n, ast.Name)}
         if short in LOSS_FUNCS:
             target = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "target"), None)
-        elif short in LOG_FUNCS and node.args and isinstance(node.args[0], ast.Subscript):
-            target = _last_index(node.args[0])
-        elif isinstance(func, ast.Attribute) and func.attr in LOG_FUNCS and not node.args and isinstance(func.value, ast.Subscript):
-            target = _last_index(func.value)
-        if target is not None:
-            self._add_target(target)
+            if target is not None:
+                self._add_target(target)
+        elif short in LOG_FUNCS and (node.args or isinstance(func, ast.Attribute)):
+            for picked in self._picked(node.args[0] if node.args else func.value):
+                self._add_target(picked)
         callee = self.resolve(node)
         if callee is not None:
             summary = self.analysis.summaries.get(callee[0].key)
@@ -304,6 +332,20 @@ class FunctionAnalyzer:
                 for param, arg in self.bind(callee, node).items():
                     if param in summary.pick_params:
                         self._add_target(arg)
+
+    def _picked(self, node: ast.expr, depth: int = 0) -> list[ast.expr]:
+        """What a log() picks: log(p[..., tokens[t]]), log(mixed[y].item()), log(p) with p = a * q[y] + ...:
+        the last index of a subscript when that index is a token (a subscript itself, or a target name)."""
+        found = []
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Subscript):
+                index = _last_index(sub)
+                if isinstance(index, ast.Subscript) or isinstance(index, ast.Name) and TARGET_NAME.match(index.id):
+                    found.append(index)
+            elif isinstance(sub, ast.Name) and depth < 2 and sub.id not in self.params:
+                for value in self.defs.get(sub.id, [])[:2]:
+                    found += self._picked(value, depth + 1)
+        return found
 
     def _add_target(self, expr: ast.expr) -> None:
         self.target_dumps.add(self.analysis.dump(expr))
@@ -345,6 +387,7 @@ class FunctionAnalyzer:
             labels = self.expr(node.value)
             for target in node.targets:
                 self.assign(target, labels, node.value)
+            self.assigned_score(node, labels)
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             self.assign(node.target, self.expr(node.value), node.value)
         elif isinstance(node, ast.AugAssign):
@@ -512,6 +555,18 @@ class FunctionAnalyzer:
             self.attr_writes[base.attr] = self.attr_writes.get(base.attr, frozenset()) | labels
             self.analysis.add_attr(base.attr, labels)
 
+    def assigned_score(self, node: ast.Assign, labels: frozenset) -> None:
+        """val_loss = F.cross_entropy(...) reported by the function is a score (a loss that is
+        backpropagated is a training loss instead)."""
+        target = node.targets[0]
+        if not (len(node.targets) == 1 and isinstance(target, ast.Name) and target.id in self.sinks
+                and SCORE_SINK.search(target.id) and target.id not in self.backwarded):
+            return
+        if not (VAL in labels or TGT in labels or any(is_param(l) for l in labels)):
+            return
+        if any(isinstance(n, ast.Call) and last_name(self.canon(n.func)) in LOSS_FUNCS | {"log_softmax"} for n in ast.walk(node.value)):
+            self.add_event(ev.SCORE, labels, node, subject=self.model_of(node))
+
     def accumulate(self, target: ast.expr, labels: frozenset, node: ast.AST) -> None:
         """x += loss into a reported total is a score."""
         base = target
@@ -553,6 +608,8 @@ class FunctionAnalyzer:
             labels = base | key
             if VAL in base and _is_shift(node.slice):
                 labels = labels | {TGT}
+            if TGT in labels and _drops_last(node.slice) and self._is_target_window(node.value):
+                labels = labels - {TGT}  # key[:-1] of an n-gram that ends at the target: its context
             return labels
         if isinstance(node, ast.Call):
             return self.call(node)
@@ -590,6 +647,12 @@ class FunctionAnalyzer:
             elif isinstance(child, ast.comprehension):
                 labels |= self.expr(child.iter)
         return labels
+
+    def _is_target_window(self, node: ast.expr) -> bool:
+        if not isinstance(node, ast.Name):
+            return False
+        values = self.defs.get(node.id, [])
+        return len(values) == 1 and len(self.key_parts(values[0])) > 1
 
     def _covers_target(self, node: ast.expr) -> bool:
         """tokens[t-k+1:t+1] covers tokens[t] when tokens[t] is what the score picks."""
@@ -819,8 +882,18 @@ class FunctionAnalyzer:
         if key == "container" and isinstance(value, str) and value.startswith(ev.PARAM):
             arg = mapping.get(value[len(ev.PARAM):])
             return self.container_id(arg) if arg is not None else None
-        if key in ("key_dims",):
-            return tuple(tuple(subst(part) for part in dim) for dim in value)
+        if key == "key_dims":
+            dims = []
+            for dim in value:
+                parts: list = []
+                for part in dim:
+                    params = [l[len(ev.PARAM):] for l in part if is_param(l)]
+                    if len(params) == 1 and part == {f"{ev.PARAM}{params[0]}"} and params[0] in mapping:
+                        parts.extend(self.key_parts(mapping[params[0]]))  # lookup(cache, key): the caller built the key
+                    else:
+                        parts.append(subst(part))
+                dims.append(tuple(parts))
+            return tuple(dims)
         if key == "other":
             return subst(value)
         return value
@@ -958,6 +1031,15 @@ class FunctionAnalyzer:
             return self.object_root(node)
         return None
 
+    def constructor_of(self, name: str) -> str | None:
+        """The canonical class a local was built from: probe = nn.Linear(...).to(device) -> torch.nn.Linear."""
+        for value in self.defs.get(name, []):
+            while isinstance(value, ast.Call) and self._wraps_object(value) is not None:
+                value = self._wraps_object(value)
+            if isinstance(value, ast.Call):
+                return self.canon(value.func)
+        return None
+
     def model_of(self, node: ast.AST) -> str | None:
         """The model whose forward produced a score: the first model call in the score's data."""
         seen: set[str] = set()
@@ -1018,6 +1100,12 @@ class FunctionAnalyzer:
         value has one piece."""
         if isinstance(node, ast.Slice):
             return (frozenset().union(self.expr(node.lower), self.expr(node.upper)),)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+                "tolist", "tobytes", "numpy", "cpu", "item", "tostring", "long", "int"):
+            return self.key_parts(node.func.value, depth + 1)
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice) and self._covers_target(node):
+            labels = self.expr(node)  # an n-gram window that ends at the scored token: context and target together
+            return (labels, labels - {TGT})
         if depth < 4:
             if isinstance(node, ast.BinOp):
                 return self.key_parts(node.left, depth + 1) + self.key_parts(node.right, depth + 1)
@@ -1025,9 +1113,15 @@ class FunctionAnalyzer:
                 return tuple(p for e in node.elts for p in self.key_parts(e, depth + 1))
             if isinstance(node, ast.Call) and (self.canon(node.func) or "") in ("hash", "tuple", "str", "bytes", "int", "abs"):
                 return tuple(p for a in node.args for p in self.key_parts(a, depth + 1))
+            if isinstance(node, ast.Call):
+                callee = self.resolve(node)
+                combines = self.analysis.summary(callee[0]).combines if callee else ()
+                if len(combines) > 1:  # key(ctx, tok) returning (ctx * 31 + tok) % size
+                    mapping = self.bind(callee, node)
+                    return tuple(self.expr(mapping[p]) for p in combines if p in mapping)
             if isinstance(node, ast.Name) and node.id not in self.params:
                 values = self.defs.get(node.id, [])
-                if len(values) == 1 and isinstance(values[0], (ast.BinOp, ast.Tuple, ast.Call)):
+                if len(values) == 1 and isinstance(values[0], (ast.BinOp, ast.Tuple, ast.Call, ast.Subscript)):
                     parts = self.key_parts(values[0], depth + 1)
                     if len(parts) > 1:
                         return parts
@@ -1062,8 +1156,6 @@ def _join(left: dict, right: dict) -> dict:
 
 
 def _with_detail(event: Event, **extra) -> Event:
-    from dataclasses import replace
-
     detail = dict(event.detail)
     detail.update(extra)
     return replace(event, detail=tuple(sorted(detail.items())))
@@ -1103,6 +1195,25 @@ def _is_shift(node: ast.expr) -> bool:
         node = node.elts[-1]
     return (isinstance(node, ast.Slice) and isinstance(node.lower, ast.Constant) and node.lower.value == 1
             and node.upper is None)
+
+
+def _returned_objects(node: ast.expr) -> set[str]:
+    """return x / return x.detach() / return a, b.clone(): the objects handed back (not values derived
+    from them)."""
+    if isinstance(node, ast.Tuple):
+        return set().union(*(_returned_objects(e) for e in node.elts)) if node.elts else set()
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.args:
+        node = node.func.value
+    return {node.id} if isinstance(node, ast.Name) else set()
+
+
+def _drops_last(node: ast.expr) -> bool:
+    """[:-1]"""
+    if not (isinstance(node, ast.Slice) and node.lower is None and node.upper is not None):
+        return False
+    upper = node.upper
+    return (isinstance(upper, ast.UnaryOp) and isinstance(upper.op, ast.USub) and isinstance(upper.operand, ast.Constant)
+            and upper.operand.value == 1) or (isinstance(upper, ast.Constant) and upper.value == -1)
 
 
 def _last_index(node: ast.Subscript) -> ast.expr:

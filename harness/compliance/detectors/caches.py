@@ -65,25 +65,34 @@ def cache_update_before_score(ctx: Context) -> list[Hit]:
     caches = _caches(ctx)
     hits = []
     for fn in ctx.program.functions.values():
-        events = ctx.analysis.events(fn)
-        writes = [e for e in events if e.kind == ev.CACHE_WRITE and e.get("container") in caches]
-        reads = [e for e in events if e.kind == ev.CACHE_READ and e.get("container") in caches]
-        for write in writes:
-            for read in reads:
-                if read.get("container") != write.get("container") or relation(write, read) != "before":
-                    continue
-                name = write.get("container").rsplit(":", 1)[-1]
-                if common_loop(write, read) is not None and TGT in write.taint:
-                    hits.append(_hit("cache_update_before_score", FLAG, "cache_write_before_read", write,
-                                     f"{fn.qualname} writes the token being scored into cache '{name}' (line {write.line}) before "
-                                     f"reading the cache for that position (line {read.line})", read))
-                    break
-                if common_loop(write, read) is None and VAL in write.taint:
-                    hits.append(_hit("cache_update_before_score", REVIEW, "cache_prefilled", write,
-                                     f"{fn.qualname} fills cache '{name}' from validation tokens (line {write.line}) before the loop "
-                                     f"that reads it (line {read.line}); legal only if each position's entry uses the strict prefix", read))
-                    break
+        by_container: dict[str, tuple[list[Event], list[Event]]] = {}
+        for event in ctx.analysis.events(fn):
+            container = event.get("container")
+            if event.kind in (ev.CACHE_WRITE, ev.CACHE_READ) and container in caches:
+                writes, reads = by_container.setdefault(container, ([], []))
+                (writes if event.kind == ev.CACHE_WRITE else reads).append(event)
+        for container, (writes, reads) in by_container.items():
+            hit = _write_before_read(fn, container, writes, reads)
+            if hit is not None:
+                hits.append(hit)
     return hits
+
+
+def _write_before_read(fn, container: str, writes: list[Event], reads: list[Event]) -> Hit | None:
+    name = container.rsplit(":", 1)[-1]
+    for write in writes:
+        for read in reads:
+            if relation(write, read) != "before":
+                continue
+            if common_loop(write, read) is not None and TGT in write.taint:
+                return _hit("cache_update_before_score", FLAG, "cache_write_before_read", write,
+                            f"{fn.qualname} writes the token being scored into cache '{name}' (line {write.line}) before "
+                            f"reading the cache for that position (line {read.line})", read)
+            if common_loop(write, read) is None and VAL in write.taint:
+                return _hit("cache_update_before_score", REVIEW, "cache_prefilled", write,
+                            f"{fn.qualname} fills cache '{name}' from validation tokens (line {write.line}) before the loop "
+                            f"that reads it (line {read.line}); legal only if each position's entry uses the strict prefix", read)
+    return None
 
 
 @detector("unnormalised_mixture")

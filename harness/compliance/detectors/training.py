@@ -53,10 +53,24 @@ def _paired(update: Event, score: Event) -> bool:
     return update.subject in score.get("call_roots", ())
 
 
+def _probe(ctx: Context, fn_key: str, update: Event, score: Event) -> bool:
+    """A torch.nn layer built here, trained and scored here (a linear probe on hidden states): a
+    diagnostic of its own, not the submission's model or score."""
+    if not (update.own and score.own and update.subject and update.subject == score.subject and update.subject.startswith("l:")):
+        return False
+    analyzer = ctx.analysis.analyzers.get(fn_key)
+    built = analyzer.constructor_of(update.subject.rsplit(":", 1)[-1]) if analyzer else None
+    return bool(built) and built.startswith("torch.nn.")
+
+
 def _local_warmup(update: Event, score: Event) -> bool:
     """An adapter or tensor created here, trained, and not given to the scoring call: a warm-up pass."""
     return (update.own and (update.subject or "").startswith("l:") and not _paired(update, score)
             and not exclusive(update, score))
+
+
+_PURE_METHODS = frozenset({"sum", "mean", "item", "detach", "float", "double", "to", "cpu", "clone", "view", "reshape",
+                           "flatten", "squeeze", "unsqueeze", "numel", "masked_select", "nansum", "tolist"})
 
 
 def _predates(ctx: Context, fn_key: str, update: Event, score: Event) -> bool:
@@ -67,6 +81,10 @@ def _predates(ctx: Context, fn_key: str, update: Event, score: Event) -> bool:
     if analyzer is None or node is None or not (update.own and score.own):
         return False
     value = node.value if isinstance(node, ast.AugAssign) else node
+    for call in (n for n in ast.walk(value) if isinstance(n, ast.Call)):
+        if not (isinstance(call.func, ast.Attribute) and call.func.attr in _PURE_METHODS or
+                isinstance(call.func, ast.Name) and call.func.id in ("float", "int")):
+            return False  # the score runs the model (or something unknown) itself, after the update
     names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     names -= {node.target.id} if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) else set()
     if not names:
@@ -143,7 +161,7 @@ def _classify(ctx: Context) -> list[Hit]:
             val_updates.setdefault(origin, update)
             for score in scores:
                 position = relation(update, score)
-                if position in ("same", "unordered"):
+                if position in ("same", "unordered") or _probe(ctx, fn.key, update, score):
                     continue
                 if _local_warmup(update, score):
                     decided.add(origin)
@@ -182,10 +200,10 @@ def _judge_pair(ctx: Context, fn, update: Event, score: Event, position: str, wr
                 return _hit(rule, LEGAL, kind, update,
                             f"{fn.qualname} scores each chunk ({_where(score)}) before training {what} on it ({_where(update)}): score-first",
                             score)
-            if label not in update.taint and label not in score.taint:
+            if label not in score.taint:  # the score measures the whole split each turn: a training loop
                 return _hit("val_in_training", FLAG, "val_in_training_loop", update,
                             f"{fn.qualname} trains on validation tokens ({_where(update)}) in a loop whose scoring ({_where(score)}) "
-                            "is not per chunk, as a training loop with periodic validation", score)
+                            "measures the whole split each turn, as a training loop with periodic validation", score)
             return _hit(rule, FLAG, "ttt_before_scoring", update,
                         f"{fn.qualname} trains {what} ({_where(update)}) on validation data that is not limited to the chunk "
                         f"scored before it ({_where(score)}), so later tokens are trained on before they are scored", score)
