@@ -34,7 +34,7 @@ SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_INTS = 20240520, 1, 256
 BOS_ID, FIRST_PLAIN_ID = 1, 4  # ids 0-3 are pad/bos/eos/unk in the challenge's tokenizers
 FANOUT, DOC_LEN, ZIPF_EXPONENT = 16, 512, 1.1
 DEFAULT_BATCH_TOKENS = 524_288
-LAST_LOGS_AVERAGED = 5
+LAST_LOGS_AVERAGED = 5  # and the second half's logged losses: single-batch losses are noisy
 
 STEP_TRAIN = re.compile(r"^step:(\d+)/\d+ train_loss:([\d.na]+) train_time:([\d.]+)ms")
 STEP_VAL = re.compile(r"^step:(\d+)/\d+ val_loss:([\d.na]+) val_bpb:([\d.na]+) train_time:([\d.]+)ms")
@@ -125,6 +125,7 @@ def summarise(log: Path, batch_tokens: int) -> dict:
         steady_ms_per_step=(time_ms - mid[2]) / (steps - mid[0]),
         loss_at_last=train[-1][1],
         loss_last_logs_mean=float(np.mean([t[1] for t in train[-LAST_LOGS_AVERAGED:]])),
+        loss_second_half_mean=float(np.mean([t[1] for t in train if t[0] > steps // 2])),
         val_loss_at_last=val[-1][1],
         val_bpb_at_last=val[-1][2],
     )
@@ -252,7 +253,7 @@ def main() -> None:
 
     print(f"\n{out}  ({name}, {n} steps of {batch_tokens} tokens)")
     keys = ("tokens_per_s", "ms_per_step", "steady_ms_per_step", "loss_at_last", "loss_last_logs_mean",
-            "val_loss_at_last", "roundtrip_val_bpb", "peak_memory_mib")
+            "loss_second_half_mean", "val_loss_at_last", "roundtrip_val_bpb", "peak_memory_mib")
     print(f"{'':24}" + "".join(f"{k:>14}" for k in results))
     for key in keys:
         print(f"{key:24}" + "".join(f"{r.get(key, float('nan')):>14.4f}" for r in results.values()))

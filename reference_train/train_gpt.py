@@ -288,6 +288,16 @@ class Attention(nn.Module):
         self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init))
         inv_freq = 1.0 / cfg.rope_base ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # Tables for the training length: computing cos/sin inside the fused kernels made them compute-bound.
+        freqs = torch.outer(torch.arange(cfg.train_seq_len, dtype=torch.float32), inv_freq)
+        self.register_buffer("rope_cos", freqs.cos(), persistent=False)
+        self.register_buffer("rope_sin", freqs.sin(), persistent=False)
+
+    def rope_tables(self, t: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        if t <= self.rope_cos.size(0):
+            return self.rope_cos[:t], self.rope_sin[:t]
+        freqs = torch.outer(torch.arange(t, device=device, dtype=torch.float32), self.inv_freq)
+        return freqs.cos(), freqs.sin()
 
     def forward(self, x: Tensor, last_n: int | None = None) -> Tensor:
         b, t, d = x.shape
@@ -301,8 +311,7 @@ class Attention(nn.Module):
         q = rms_norm(q.reshape(b, n, self.num_heads, self.head_dim))
         k = rms_norm(k.reshape(b, t, self.num_kv_heads, self.head_dim))
         v = v.reshape(b, t, self.num_kv_heads, self.head_dim)
-        freqs = torch.outer(torch.arange(t, device=x.device, dtype=torch.float32), self.inv_freq)
-        cos, sin = freqs.cos(), freqs.sin()
+        cos, sin = self.rope_tables(t, x.device)
         q = rotate(q, cos[t - n :], sin[t - n :]) * self.q_gain.to(x.dtype)[:, None]
         k = rotate(k, cos, sin)
         return self.out(attention(q, k, v).reshape(b, n, d))
@@ -648,6 +657,10 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         held.enter_context(prefer_cudnn_attention())
+    if use_compile:  # let inductor tune its elementwise and reduction kernels for this GPU
+        from torch._inductor import config as inductor_config
+
+        inductor_config.coordinate_descent_tuning = True
     model = GPT(mcfg).to(device)
     train_model = torch.compile(model, dynamic=False, fullgraph=True) if use_compile else model
     muon, adam = build_optimisers(model, args, on_cuda)
