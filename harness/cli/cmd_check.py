@@ -7,6 +7,7 @@ import argparse
 from harness import rules
 from harness.claims import check_claims, claim_measurements
 from harness.cli.output import add_output_arguments, emit_verdict
+from harness.compliance import scan_submission
 from harness.findings import Verdict
 from harness.folder_checks import check_folder
 from harness.logs import parse_submission_logs
@@ -33,6 +34,9 @@ def check(folder: str, against: str | None = None) -> Verdict:
     verdict = Verdict(submission=str(submission.path), stage="check")
     verdict.extend(check_folder(submission))
     verdict.measurements.update(submission.measurements())
+    compliance = scan_submission(submission)
+    verdict.extend(compliance.findings())
+    verdict.measurements["compliance_verdict"] = compliance.verdict
     run_logs = parse_submission_logs(submission)
     verdict.extend(check_claims(submission, run_logs))
     verdict.measurements.update(claim_measurements(submission, run_logs))

@@ -1,8 +1,81 @@
-"""`harness scan`: static compliance scan of a submission's code (not built yet)."""
+"""`harness scan FILE|DIR`: the static compliance scan alone (rules in harness/compliance/rules.json).
 
-from harness.cli.not_implemented import not_implemented
+Prints one row per rule (or per hit) and the compliance verdict: clean, clean_with_legal_ttt,
+needs_review or flag. `--json` prints an object whose top-level `verdict` is that word, with the
+findings beside it (schemas/compliance_scan.schema.json).
+
+Exit codes: 0 for clean and clean_with_legal_ttt, and for needs_review (a review is a warning, as
+everywhere in the harness: the scan could not decide, it did not find a breach); 1 for flag, and for
+needs_review under --fail-on-review (for gates that want a person to look first); 2 for a path that
+is not there or not Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.cli.output import add_output_arguments
+from harness.compliance import CLEAN, CLEAN_WITH_LEGAL_TTT, FLAGGED, NEEDS_REVIEW, ScanReport, scan_path
+from harness.errors import UserError
+from harness.findings import Verdict
+from harness.report import print_console, to_markdown
+from harness.schemas import validation_errors
+
+VERDICT_STYLE = {CLEAN: "green", CLEAN_WITH_LEGAL_TTT: "green", NEEDS_REVIEW: "yellow", FLAGGED: "bold red"}
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("scan", help="static compliance scan of a submission's code (not implemented yet)")
-    parser.set_defaults(handler=not_implemented("scan", "the compliance scanner is not built yet"))
+    parser = subparsers.add_parser(
+        "scan", help="static compliance scan of a submission's code (TTT order, caches, data use, network, hidden code)",
+        description="Scan a submission folder or one Python file for evaluation-legality problems, without running it.",
+    )
+    parser.add_argument("path", help="submission folder (train_gpt.py and what it runs) or a single .py file")
+    add_output_arguments(parser)
+    parser.add_argument("--fail-on-review", action="store_true", help="exit 1 for needs_review as well as for flag")
+    parser.set_defaults(handler=run)
+
+
+def scan_verdict(report: ScanReport) -> Verdict:
+    """The scan as a harness Verdict (stage "scan"), for the console table and Markdown."""
+    verdict = Verdict(submission=report.path, stage="scan")
+    verdict.extend(report.findings())
+    verdict.measurements.update({"compliance_verdict": report.verdict, "compliance_reasons": report.reasons,
+                                 "env_vars": report.env_vars, "scan_seconds": round(report.elapsed_s, 3)})
+    return verdict
+
+
+def scan_json(report: ScanReport) -> dict:
+    data = report.to_dict()
+    errors = validation_errors(data, "compliance_scan")
+    if errors:  # our own output breaking our own schema is a bug, not a user error
+        raise AssertionError("scan does not match schemas/compliance_scan.schema.json: " + "; ".join(errors))
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    report = scan_path(args.path)
+    verdict = scan_verdict(report)
+    if args.json:
+        json.dump(scan_json(report), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        console = Console()
+        print_console(verdict, console)
+        style = VERDICT_STYLE[report.verdict]
+        console.print(f"compliance verdict: [{style}]{report.verdict}[/]", highlight=False)
+        for reason in report.reasons:
+            console.print(f"  - {reason}", highlight=False, soft_wrap=True)
+    if args.markdown:
+        text = to_markdown(verdict) + f"\n**compliance verdict: {report.verdict}**\n"
+        try:
+            Path(args.markdown).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"cannot write the Markdown report ({error.strerror})", args.markdown) from None
+    if report.verdict == FLAGGED or (report.verdict == NEEDS_REVIEW and args.fail_on_review):
+        return 1
+    return 0

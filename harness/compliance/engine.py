@@ -20,7 +20,7 @@ from harness.compliance.flow import Analysis
 from harness.compliance.program import Program
 from harness.compliance.ruleset import Rule, RuleSet, load_ruleset
 from harness.compliance.settings import Setting, env_settings
-from harness.compliance.sources import ENTRY, REACHED, RUN_ROLES, SourceSet, Unit, sources_for_path
+from harness.compliance.sources import ENTRY, REACHED, RUN_ROLES, SourceSet, Unit, sources_for_path, sources_for_submission
 from harness.errors import UserError
 from harness.findings import FAIL, PASS, SKIP, WARN, Evidence, Finding
 
@@ -68,8 +68,7 @@ class ScanReport:
         out = [Finding(check, _STATUS[h.outcome], f"{_prefix(h)}{h.reason} [{rule.source()}]", [self._evidence(h)]) for h in found]
         if not found:
             noted = f"; {len(notes)} note(s) in files the run does not reach" if notes else ""
-            out.append(Finding(check, PASS, f"{rule.title}: nothing found{noted} [{rule.source()}]",
-                               [self._evidence(h) for h in notes]))
+            out.append(Finding(check, PASS, f"{rule.title}: nothing found{noted}", [self._evidence(h) for h in notes]))
         return out
 
     def _sources_finding(self) -> Finding:
@@ -125,6 +124,12 @@ def scan_path(path: str | Path, ruleset: RuleSet | None = None) -> ScanReport:
     started = time.perf_counter()
     sources = sources_for_path(target)
     return _scan(str(target), sources, ruleset or load_ruleset(), started)
+
+
+def scan_submission(submission, ruleset: RuleSet | None = None) -> ScanReport:
+    """Scan a folder already loaded by harness.submission.load_submission (what `harness check` holds)."""
+    started = time.perf_counter()
+    return _scan(str(submission.path), sources_for_submission(submission), ruleset or load_ruleset(), started)
 
 
 def programs(sources: SourceSet) -> list[list[Unit]]:

@@ -270,24 +270,27 @@ def collect_sources(root: Path, python_files: dict[str, Path], entries: list[str
     return loader.result
 
 
+def sources_for_submission(submission) -> SourceSet:
+    """A loaded harness.submission.Submission: entries are train_gpt.py, else every top-level .py."""
+    from harness.submission import CODE
+
+    code = submission.files_of(CODE)
+    python = {f.relpath: submission.file(f.relpath) for f in code if f.relpath.endswith(".py")}
+    entries = [COUNTED_CODE_FILE] if COUNTED_CODE_FILE in python else sorted(rel for rel in python if "/" not in rel)
+    others = [f.relpath for f in code if not f.relpath.endswith(".py")]
+    result = collect_sources(submission.path, python, entries, others)
+    for refused in submission.refused_files():
+        if refused.relpath.endswith(".py"):
+            result.notes.append(Note("unreadable", refused.relpath, None, f"{refused.relpath} was not read: {refused.refused}"))
+    return result
+
+
 def sources_for_path(path: Path) -> SourceSet:
-    """A submission folder (entries: train_gpt.py, else every top-level .py) or one Python file."""
-    from harness.submission import CODE, load_submission  # the folder walk and its refusals live there
+    """A submission folder or one Python file (its neighbours count only when it imports or runs them)."""
+    from harness.submission import load_submission  # the folder walk and its refusals live there
 
     if path.is_dir():
-        submission = load_submission(path)
-        code = [f for f in submission.files_of(CODE)]
-        python = {f.relpath: submission.file(f.relpath) for f in code if f.relpath.endswith(".py")}
-        if COUNTED_CODE_FILE in python:
-            entries = [COUNTED_CODE_FILE]
-        else:
-            entries = sorted(rel for rel in python if "/" not in rel)
-        others = [f.relpath for f in code if not f.relpath.endswith(".py")]
-        result = collect_sources(path, python, entries, others)
-        for refused in submission.refused_files():
-            if refused.relpath.endswith(".py"):
-                result.notes.append(Note("unreadable", refused.relpath, None, f"{refused.relpath} was not read: {refused.refused}"))
-        return result
+        return sources_for_submission(load_submission(path))
     siblings = {p.name: p for p in sorted(path.parent.glob("*.py")) if p.is_file() and p.stat().st_size <= MAX_FILE_BYTES}
     siblings[path.name] = path
     result = collect_sources(path.parent, siblings, [path.name])
