@@ -63,8 +63,8 @@ class ScanReport:
         hits = self.hits_for(rule.id)
         found = [h for h in hits if h.outcome != NOTE]
         notes = [h for h in hits if h.outcome == NOTE]
-        if rule.id in self.skipped:
-            return [Finding(check, SKIP, f"not checked: {self.skipped[rule.id]} [{rule.source()}]")]
+        if rule.id in self.skipped and not found:
+            return [Finding(check, SKIP, f"not checked: {self.skipped[rule.id]}")]
         out = [Finding(check, _STATUS[h.outcome], f"{_prefix(h)}{h.reason} [{rule.source()}]", [self._evidence(h)]) for h in found]
         if not found:
             noted = f"; {len(notes)} note(s) in files the run does not reach" if notes else ""
@@ -172,6 +172,10 @@ def _scan(path: str, sources: SourceSet, ruleset: RuleSet, started: float) -> Sc
             except RecursionError:
                 skipped.setdefault(rule.id, f"{units[0].relpath} is nested too deeply for this detector")
         env.update(env_reads(context))
+    broken = [u.label for u in run if u.error]
+    if broken:  # a rule with no hit cannot pass when part of the run was not read
+        for rule in ruleset.rules:
+            skipped.setdefault(rule.id, f"{', '.join(broken)} could not be parsed, so the run was not fully read")
     settings = env_settings(run)
     hits = _dedupe([_unless_enabled(_scope(h, sources), settings) for h in hits])
     verdict, reasons = _verdict(hits, sources, skipped)
@@ -224,7 +228,8 @@ def _verdict(hits: list[Hit], sources: SourceSet, skipped: dict[str, str]) -> tu
     if not run:
         reasons.append("no Python code that runs was found")
     reasons += [f"{u.label} could not be parsed ({u.error})" for u in run if u.error]
-    reasons += [f"{rule}: not checked ({why})" for rule, why in skipped.items() if run]
+    if not any(u.error for u in run):
+        reasons += [f"{rule}: not checked ({why})" for rule, why in skipped.items() if run]
     if reasons:
         return NEEDS_REVIEW, reasons
     legal = [h for h in hits if h.outcome == LEGAL and h.rule in TTT_RULES]

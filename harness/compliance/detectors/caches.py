@@ -101,8 +101,9 @@ def unnormalised_mixture(ctx: Context) -> list[Hit]:
     for fn in ctx.program.functions.values():
         for event in ctx.analysis.events(fn):
             if event.kind == ev.TARGET_COMPARE and event.get("other", frozenset()) & {VAL, TRAIN}:
+                via = f" in {' → '.join(event.chain)}" if event.chain else ""
                 hits.append(_hit("unnormalised_mixture", REVIEW, "reads_realised_token", event,
                                  f"{fn.qualname} compares the token being scored with data derived from the token stream "
-                                 f"(line {event.line}): a gate or bonus that reads the realised token is legal only if the "
+                                 f"(line {event.line}{via}): a gate or bonus that reads the realised token is legal only if the "
                                  "scored distribution stays normalised over the vocabulary (#886, #1795)"))
     return hits

@@ -168,7 +168,7 @@ def network(ctx: Context) -> list[Hit]:
 
 def _drop_imports_with_calls(hits: list[Hit]) -> list[Hit]:
     """An import is only worth a review when no call through it was flagged in the same unit."""
-    flagged_units = {h.unit for h in hits if h.kind != "network_import" and h.outcome == FLAG}
+    flagged_units = {h.unit for h in hits if h.kind != "network_import"}
     return [h for h in hits if h.kind != "network_import" or h.unit not in flagged_units]
 
 
