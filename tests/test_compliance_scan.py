@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from harness.cli import main
 from harness.compliance import scan_path
 from harness.findings import FAIL, PASS, SKIP, WARN

@@ -1,91 +1,40 @@
 """Light data flow over a submission's functions: which values hold validation tokens, training tokens
 or the token being scored, and where updates, scores, file reads and cache accesses happen.
 
-Per function, a flow-insensitive pass labels every local name with what its value may depend on
-(VAL, TRAIN, TGT, p:<param>, iter:<loop>) until the labels stop growing; a final ordered walk records
-events with their positions. Each function gets a summary (labels of its return value, of what it
-writes into its parameters and into attributes, its events); a call to a known function applies the
-callee's summary with p:<param> replaced by the labels of the caller's arguments, and places the
-callee's events at the call site. Functions are analysed callees-first, cycles to a fixed point.
+Per function, one walk in statement order labels every local name with what its value may depend on
+(VAL, TRAIN, TGT, p:<param>, iter:<loop>): an assignment replaces a name's labels, an if joins its
+branches, a loop body is walked until the labels at its head are stable. The walk records events with
+their positions. Each function gets a summary (labels of its return value, of what it writes into its
+parameters and into attributes, its events); a call to a known function applies the callee's summary
+with p:<param> replaced by the labels of the caller's arguments, and places the callee's events at the
+call site. Functions are analysed callees-first, cycles to a fixed point.
 
-Label sources: names (val_tokens, val_files, train_loader, targets, y, ...), path strings
-("fineweb_val_*.bin"), the [1:] shift of a validation token stream (targets), loss targets
-(F.cross_entropy(logits, y)), and what a log() picks. Metadata (numel, size, shape, len, nonzero)
-drops content labels; random generators start clean.
+Where labels come from is in labels.py; object identities (what is trained, which model scores) in
+identities.py; cache keys and the scored token in keys.py.
 """
 
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field, replace
 
 from harness.compliance import events as ev
 from harness.compliance.events import CONTENT, TGT, TRAIN, VAL, Event, is_iter, is_param, iter_label
+from harness.compliance.identities import Identities
+from harness.compliance.keys import CacheKeys
+from harness.compliance.labels import (ACCUMULATE_METHODS, CACHE_READ_METHODS, CACHE_WRITE_METHODS, CALIB_NAME,
+                                       FACTORY_FUNCS, HOOK_METHODS, LOG_FUNCS, LOSS_FUNCS, METADATA_ATTRS,
+                                       MUTATE_METHODS, NATIVE_LOADERS, RANDOM_FUNCS, READ_FUNCS, READ_METHODS,
+                                       REPORT_CALL, SANITIZER_FUNCS, SANITIZER_METHODS, SCORE_SINK, TARGET_NAME,
+                                       WRITE_FUNCS, name_labels, only_iter, static_labels, string_labels)
 from harness.compliance.names import canonical, dotted_parts, last_name
 from harness.compliance.program import MODULE_CODE, ClassInfo, FunctionInfo, Program
+from harness.compliance.syntax import (assigned_names, binary_mode, drops_last, falsy, is_self, is_shift, is_static,
+                                       last_index, linear, mentions_parameters, returned_objects, walk_local,
+                                       write_mode)
 
-_DATA_WORDS = r"(?:tokens?|toks|data|files?|ids|set|seqs?|stream|docs?|shards?|loader|batch(?:es)?|pattern|paths?|inputs?|targets?|chunks?|x|y|dataset)"
-VAL_NAME = re.compile(rf"^(?:all_)?(?:val|valid|validation)(?:_{_DATA_WORDS})?$|_val_{_DATA_WORDS}$|^val_")
-VAL_EXCLUDE = re.compile(r"^val_(?:loss|bpb|acc|every|batch_size|batch_tokens|interval|steps?|freq|frac|ppl|time|ms)\b")
-TRAIN_NAME = re.compile(rf"^(?:train|training)_{_DATA_WORDS}$")
-TARGET_NAME = re.compile(r"^(?:y|ys|yb|tgt|tgts|target|targets|target_ids|target_tokens|tgt_ids|y_batch|y_flat|labels?|next_tokens?|gold)$")
-VAL_STRING = re.compile(r"fineweb_val|(?:^|[/_*])val(?:idation)?[_*][^/]*\.(?:bin|npy|pt)$")
-TRAIN_STRING = re.compile(r"fineweb_train|(?:^|[/_*])train[_*][^/]*\.(?:bin|npy|pt)$")
-
-SANITIZER_METHODS = frozenset({"numel", "size", "dim", "nelement", "nonzero", "argwhere", "count_nonzero",
-                               "element_size", "stride", "is_contiguous", "data_ptr", "get_device", "__len__"})
-SANITIZER_FUNCS = frozenset({"len", "isinstance", "type", "id", "hasattr", "callable", "print"})
-METADATA_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn", "names"})
-RANDOM_FUNCS = frozenset({"randint", "randn", "rand", "randperm", "rand_like", "randn_like", "randint_like",
-                          "normal", "uniform", "bernoulli", "multinomial", "integers", "random", "choice"})
-LOSS_FUNCS = frozenset({"cross_entropy", "nll_loss"})
-LOG_FUNCS = frozenset({"log", "log2", "log10"})
-FACTORY_FUNCS = frozenset({"zeros", "ones", "empty", "full", "randn", "rand", "zeros_like", "ones_like",
-                           "empty_like", "full_like", "tensor", "randn_like"})
-READ_FUNCS = frozenset({"open", "io.open", "builtins.open", "numpy.memmap", "numpy.fromfile", "numpy.load",
-                        "torch.load", "np.memmap", "np.fromfile", "np.load"})
-READ_METHODS = frozenset({"read_bytes", "read_text"})
-WRITE_FUNCS = frozenset({"torch.save", "numpy.save", "numpy.savez", "numpy.savez_compressed", "np.save", "np.savez"})
-ACCUMULATE_METHODS = frozenset({"add_", "append", "extend", "sub_"})
-MUTATE_METHODS = frozenset({"add_", "append", "extend", "insert", "update", "copy_", "fill_", "sub_", "mul_",
-                            "index_add_", "scatter_add_", "scatter_", "index_put_", "index_copy_", "put_", "setdefault", "add"})
-CACHE_WRITE_METHODS = {"index_add_": 1, "scatter_add_": 1, "scatter_": 1, "index_copy_": 1, "index_put_": 0, "put_": 0,
-                       "setdefault": 0, "index_fill_": 1}
-CACHE_READ_METHODS = {"get": 0, "index_select": 1}
-HOOK_METHODS = frozenset({"register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook"})
-CALIB_NAME = re.compile(r"hessian|calib", re.I)
-MODEL_METHODS = re.compile(r"^(?:forward\w*|__call__|logits|get_logits|predict|score)$")
-NATIVE_LOADERS = frozenset({"ctypes.CDLL", "ctypes.cdll.LoadLibrary", "ctypes.PyDLL", "ctypes.WinDLL",
-                            "torch.utils.cpp_extension.load", "torch.utils.cpp_extension.load_inline", "cffi.FFI.dlopen"})
-# What a reported total is called: an accumulation into one of these is a score (x += h in a forward is not).
-SCORE_SINK = re.compile(r"loss|nll|bpb|(?:^|_)bits|bytes?(?:_|$)|(?:^|_)scores?(?:_|$)|entropy|logp|log_prob|ppl|perplex|xent|neg_log", re.I)
 MAX_CHAIN = 8  # deepest call chain placed into a caller
-REPORT_CALL = re.compile(r"^(?:print|log\w*|info|warning)$")
 MAX_LOOP_PASSES = 4  # walks of a loop body before its labels are taken as stable
-
-
-def name_labels(name: str) -> frozenset:
-    lower = name.lower()
-    labels = set()
-    if VAL_NAME.search(lower) and not VAL_EXCLUDE.match(lower):
-        labels.add(VAL)
-    if TRAIN_NAME.search(lower):
-        labels.add(TRAIN)
-    return frozenset(labels)
-
-
-def string_labels(text: str) -> frozenset:
-    labels = set()
-    if VAL_STRING.search(text):
-        labels.add(VAL)
-    if TRAIN_STRING.search(text):
-        labels.add(TRAIN)
-    return frozenset(labels)
-
-
-def only_iter(labels) -> frozenset:
-    return frozenset(label for label in labels if is_iter(label))
 
 
 @dataclass
@@ -131,7 +80,7 @@ class Analysis:
             for stmt in cls.node.body:
                 if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
                     targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                    labels = _static_labels(stmt.value)
+                    labels = static_labels(stmt.value)
                     for target in targets:
                         if isinstance(target, ast.Name) and labels:
                             self.add_attr(target.id, labels)
@@ -172,7 +121,7 @@ class Analysis:
         return analyzer.events if analyzer else []
 
 
-class FunctionAnalyzer:
+class FunctionAnalyzer(Identities, CacheKeys):
     def __init__(self, analysis: Analysis, fn: FunctionInfo) -> None:
         self.analysis = analysis
         self.program = analysis.program
@@ -262,10 +211,10 @@ class FunctionAnalyzer:
         return_names: set[str] = set()
         reported: set[str] = set()  # names printed or logged: a driver reports its score that way
         calls: list[ast.Call] = []
-        returned_objects: set[str] = set()  # names whose object itself is returned (return delta.detach())
+        handed_back: set[str] = set()  # names whose object itself is returned (return delta.detach())
         reduced: set[str] = set()
         for stmt in self.fn.body:
-            for node in _walk_local(stmt):
+            for node in walk_local(stmt):
                 if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     for target in targets:
@@ -278,7 +227,7 @@ class FunctionAnalyzer:
                     self._record_defs(node.target, node.value)
                 elif isinstance(node, ast.Return) and node.value is not None:
                     return_names |= {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
-                    returned_objects |= _returned_objects(node.value)
+                    handed_back |= returned_objects(node.value)
                     if isinstance(node.value, (ast.BinOp, ast.Tuple)):
                         used = [n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and n.id in self.params and n.id != "self"]
                         if len(set(used)) > 1:
@@ -286,14 +235,14 @@ class FunctionAnalyzer:
                 elif isinstance(node, (ast.Global, ast.Nonlocal)):
                     self.globals |= set(node.names)
                 elif isinstance(node, ast.While):
-                    self.loop_assigned[id(node)] = _assigned_names(node.body)
+                    self.loop_assigned[id(node)] = assigned_names(node.body)
                 elif isinstance(node, ast.Call):
                     calls.append(node)
                     if REPORT_CALL.match(last_name(self.canon(node.func)) or ""):
                         reported |= {n.id for a in node.args for n in ast.walk(a) if isinstance(n, ast.Name)}
         for node in calls:  # after every definition is known: picks follow names to their values
             self._prepass_call(node, reduced)
-        self.returned = returned_objects
+        self.returned = handed_back
         self.sinks = self._closure(return_names | reported) | self.params | self.globals | reduced
 
     def _record_defs(self, target: ast.expr, value: ast.expr) -> None:
@@ -339,7 +288,7 @@ class FunctionAnalyzer:
         found = []
         for sub in ast.walk(node):
             if isinstance(sub, ast.Subscript):
-                index = _last_index(sub)
+                index = last_index(sub)
                 if isinstance(index, ast.Subscript) or isinstance(index, ast.Name) and TARGET_NAME.match(index.id):
                     found.append(index)
             elif isinstance(sub, ast.Name) and depth < 2 and sub.id not in self.params:
@@ -355,7 +304,7 @@ class FunctionAnalyzer:
             for value in self.defs.get(expr.id, [])[:4]:
                 self.target_dumps.add(self.analysis.dump(value))
         if isinstance(expr, ast.Subscript) and not isinstance(expr.slice, (ast.Slice, ast.Tuple)):
-            var, offset = _linear(expr.slice)
+            var, offset = linear(expr.slice)
             self.target_positions.append((ast.dump(expr.value), var, offset))
 
     def _closure(self, names: set[str]) -> set[str]:
@@ -545,7 +494,7 @@ class FunctionAnalyzer:
     def mutate(self, obj: ast.expr, labels: frozenset) -> None:
         """An in-place change of obj (x[i] = v, x.append(v), x.add_(v)): obj now also holds labels."""
         base = obj
-        while isinstance(base, (ast.Subscript, ast.Attribute)) and not (isinstance(base, ast.Attribute) and _is_self(base.value)):
+        while isinstance(base, (ast.Subscript, ast.Attribute)) and not (isinstance(base, ast.Attribute) and is_self(base.value)):
             base = base.value
         if isinstance(base, ast.Name):
             self.env[base.id] = self.env.get(base.id, frozenset()) | labels
@@ -573,7 +522,7 @@ class FunctionAnalyzer:
         while isinstance(base, ast.Subscript):
             base = base.value
         name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
-        is_sink = (isinstance(base, ast.Name) and base.id in self.sinks) or (isinstance(base, ast.Attribute) and _is_self(base.value))
+        is_sink = (isinstance(base, ast.Name) and base.id in self.sinks) or (isinstance(base, ast.Attribute) and is_self(base.value))
         if is_sink and SCORE_SINK.search(name) and (VAL in labels or TGT in labels or any(is_param(l) for l in labels)):
             self.add_event(ev.SCORE, labels, node, subject=self.model_of(node))
 
@@ -606,9 +555,9 @@ class FunctionAnalyzer:
             if isinstance(node.ctx, ast.Load):
                 self.cache_access(ev.CACHE_READ, node.value, node.slice, node, base)
             labels = base | key
-            if VAL in base and _is_shift(node.slice):
+            if VAL in base and is_shift(node.slice):
                 labels = labels | {TGT}
-            if TGT in labels and _drops_last(node.slice) and self._is_target_window(node.value):
+            if TGT in labels and drops_last(node.slice) and self._is_target_window(node.value):
                 labels = labels - {TGT}  # key[:-1] of an n-gram that ends at the target: its context
             return labels
         if isinstance(node, ast.Call):
@@ -648,23 +597,6 @@ class FunctionAnalyzer:
                 labels |= self.expr(child.iter)
         return labels
 
-    def _is_target_window(self, node: ast.expr) -> bool:
-        if not isinstance(node, ast.Name):
-            return False
-        values = self.defs.get(node.id, [])
-        return len(values) == 1 and len(self.key_parts(values[0])) > 1
-
-    def _covers_target(self, node: ast.expr) -> bool:
-        """tokens[t-k+1:t+1] covers tokens[t] when tokens[t] is what the score picks."""
-        if not (self.target_positions and isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice)):
-            return False
-        if node.slice.upper is None:
-            return False
-        base = ast.dump(node.value)
-        var, offset = _linear(node.slice.upper)
-        return any(base == t_base and var == t_var and offset > t_offset for t_base, t_var, t_offset in self.target_positions)
-
-    # -- calls ---------------------------------------------------------------------------------------
     def canon(self, node: ast.expr) -> str | None:
         if isinstance(node, ast.Name) and node.id in self.callable_alias and node.id not in self.aliases:
             target = self.callable_alias[node.id]
@@ -706,7 +638,7 @@ class FunctionAnalyzer:
             self.hooks = True
         if name in READ_FUNCS or (isinstance(func, ast.Attribute) and short in READ_METHODS):
             path = receiver if isinstance(func, ast.Attribute) and short in READ_METHODS else (args[0] if args else frozenset())
-            if not _write_mode(node):
+            if not write_mode(node):
                 self.add_event(ev.READ, path, node)
         if name in WRITE_FUNCS or (isinstance(func, ast.Attribute) and short in ("write", "write_bytes") and
                                    ("wfile" in self.kinds_of(func.value) or short == "write_bytes")):
@@ -789,9 +721,9 @@ class FunctionAnalyzer:
             return None
         if not isinstance(func, ast.Attribute):
             return None
-        if _is_self(func.value) and self.fn.cls is not None:
+        if is_self(func.value) and self.fn.cls is not None:
             method = self.program.method(self.fn.cls, func.attr)
-            return (method, not _is_static(method.node)) if method else None
+            return (method, not is_static(method.node)) if method else None
         parts = dotted_parts(func)
         if parts and parts[0] in self.aliases:
             found = self.program.lookup_dotted(self.fn, parts)
@@ -804,7 +736,7 @@ class FunctionAnalyzer:
                     return method, True
         method = self.program.unique_method(func.attr)
         if method is not None and not func.attr.startswith("__"):
-            return method, not _is_static(method.node)
+            return method, not is_static(method.node)
         return None
 
     def _callable(self, found):
@@ -915,12 +847,12 @@ class FunctionAnalyzer:
         if name in NATIVE_LOADERS:
             return frozenset({"native"})
         if isinstance(node.func, ast.Attribute) and node.func.attr == "requires_grad_":
-            return frozenset({"fresh"}) if not _mentions_parameters(node.func.value) else frozenset()
-        if short in FACTORY_FUNCS and any(k.arg == "requires_grad" and not _falsy(k.value) for k in node.keywords):
+            return frozenset({"fresh"}) if not mentions_parameters(node.func.value) else frozenset()
+        if short in FACTORY_FUNCS and any(k.arg == "requires_grad" and not falsy(k.value) for k in node.keywords):
             return frozenset({"fresh"})
         if short == "Parameter" and node.args and self.fn.name != "__init__":
             return frozenset({"fresh"})
-        if name in ("open", "io.open", "builtins.open") and _write_mode(node) and _binary_mode(node):
+        if name in ("open", "io.open", "builtins.open") and write_mode(node) and binary_mode(node):
             return frozenset({"wfile"})
         callee = self.resolve(node)
         if callee is not None:
@@ -940,203 +872,6 @@ class FunctionAnalyzer:
         fresh = [n for n in names if "fresh" in self.kinds.get(n.id, frozenset())]
         return "opt:fresh" if fresh and len(fresh) == len([n for n in names if n.id in self.kinds or n.id in self.defs]) else "opt:model"
 
-    # -- identities: what is trained, which model scores, which container ------------------------------
-    def object_root(self, node: ast.expr | None, depth: int = 0) -> str | None:
-        """A name for the object an expression denotes: p:<param>, l:<fn>:<local>, a:<attribute>."""
-        if node is None or depth > 6:
-            return None
-        if isinstance(node, ast.Name):
-            if node.id in self.params:
-                return f"{ev.PARAM}{node.id}"
-            values = self.defs.get(node.id, [])
-            if len(values) == 1 and isinstance(values[0], (ast.Name, ast.Attribute, ast.Subscript)):
-                return self.object_root(values[0], depth + 1)
-            calls = [v for v in values if isinstance(v, ast.Call)]
-            if calls and all(self._wraps_object(c) is not None for c in calls):
-                roots = {self.object_root(self._wraps_object(c), depth + 1) for c in calls}
-                if len(roots) == 1 and None not in roots:
-                    return roots.pop()
-            return f"l:{self.fn.key}:{node.id}" if values else None
-        if isinstance(node, ast.Attribute):
-            if _is_self(node.value) or node.attr not in ("forward", "forward_logits", "forward_ttt", "module", "_orig_mod"):
-                return f"a:{node.attr}" if _is_self(node.value) else self.object_root(node.value, depth + 1)
-            return self.object_root(node.value, depth + 1)
-        if isinstance(node, ast.Subscript):
-            return self.object_root(node.value, depth + 1)
-        if isinstance(node, ast.Call):
-            inner = self._wraps_object(node)
-            return self.object_root(inner, depth + 1) if inner is not None else None
-        return None
-
-    def _wraps_object(self, node: ast.Call) -> ast.expr | None:
-        """torch.compile(m), DDP(m), m.to(device), m.parameters(): the object inside."""
-        name = self.canon(node.func) or ""
-        short = last_name(name)
-        if short in ("compile", "DistributedDataParallel", "DDP", "DataParallel", "FSDP", "FullyShardedDataParallel") and node.args:
-            return node.args[0]
-        if isinstance(node.func, ast.Attribute) and node.func.attr in ("to", "cuda", "float", "bfloat16", "half", "parameters",
-                                                                        "named_parameters", "requires_grad_", "train", "eval"):
-            return node.func.value
-        return None
-
-    def update_subject(self) -> str | None:
-        """What the optimizers stepped in this function train (p:/a: when it outlives the function)."""
-        if self._subject is ...:
-            self._subject = self._update_subject()
-        return self._subject
-
-    def _update_subject(self) -> str | None:
-        roots = set()
-        for stmt in self.fn.body:
-            for node in _walk_local(stmt):
-                if isinstance(node, ast.Call) and self._is_optimizer_ctor(node):
-                    params = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "params"), None)
-                    roots.add(self._param_root(params))
-        roots.discard(None)
-        if len(roots) == 1:
-            return roots.pop()
-        return next((r for r in sorted(roots) if not r.startswith("l:")), None) if roots else None
-
-    def _is_optimizer_ctor(self, node: ast.Call) -> bool:
-        return "optimizer" in self.kinds_of(node)
-
-    def _param_root(self, node: ast.expr | None, depth: int = 0) -> str | None:
-        if node is None or depth > 6:
-            return None
-        if isinstance(node, ast.Call):
-            inner = self._wraps_object(node)
-            if inner is not None:
-                return self.object_root(inner)
-            return None
-        if isinstance(node, (ast.List, ast.Tuple)) and node.elts:
-            return self._param_root(node.elts[0], depth + 1)
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values):
-                if isinstance(key, ast.Constant) and key.value == "params":
-                    return self._param_root(value, depth + 1)
-            return None
-        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
-            return self._param_root(node.generators[0].iter, depth + 1)
-        if isinstance(node, ast.Name):
-            if "fresh" in self.kinds.get(node.id, frozenset()):
-                return f"l:{self.fn.key}:{node.id}"
-            if node.id in self.params:
-                return f"{ev.PARAM}{node.id}"
-            for value in self.defs.get(node.id, []):
-                root = self._param_root(value, depth + 1)
-                if root is not None:
-                    return root
-            return f"l:{self.fn.key}:{node.id}" if node.id in self.defs else None
-        if isinstance(node, ast.Attribute):
-            return self.object_root(node)
-        return None
-
-    def constructor_of(self, name: str) -> str | None:
-        """The canonical class a local was built from: probe = nn.Linear(...).to(device) -> torch.nn.Linear."""
-        for value in self.defs.get(name, []):
-            while isinstance(value, ast.Call) and self._wraps_object(value) is not None:
-                value = self._wraps_object(value)
-            if isinstance(value, ast.Call):
-                return self.canon(value.func)
-        return None
-
-    def model_of(self, node: ast.AST) -> str | None:
-        """The model whose forward produced a score: the first model call in the score's data."""
-        seen: set[str] = set()
-        todo: list[ast.AST] = [node]
-        steps = 0
-        while todo and steps < 200:
-            current = todo.pop()
-            steps += 1
-            for sub in ast.walk(current):
-                if isinstance(sub, ast.Call):
-                    root = self._model_call_root(sub)
-                    if root is not None:
-                        return root
-                elif isinstance(sub, ast.Name) and sub.id not in seen:
-                    seen.add(sub.id)
-                    todo.extend(self.defs.get(sub.id, [])[:6])
-        return None
-
-    def _model_call_root(self, node: ast.Call) -> str | None:
-        func = node.func
-        if isinstance(func, ast.Attribute) and MODEL_METHODS.match(func.attr):
-            return self.object_root(func.value)
-        if isinstance(func, ast.Name) and self.program.lookup_name(self.fn, func.id) is None and func.id not in self.aliases:
-            if func.id in self.params or any(self._wraps_object(v) is not None for v in self.defs.get(func.id, []) if isinstance(v, ast.Call)):
-                return self.object_root(func)
-        return None
-
-    def container_id(self, node: ast.expr | None) -> str | None:
-        if isinstance(node, ast.Name):
-            return f"{ev.PARAM}{node.id}" if node.id in self.params else f"l:{self.fn.key}:{node.id}"
-        if isinstance(node, ast.Attribute):
-            return f"a:{node.attr}"
-        return None
-
-    # -- cache accesses, target comparisons ------------------------------------------------------------
-    def cache_access(self, kind: str, container: ast.expr, key: ast.expr, node: ast.AST, value: frozenset) -> None:
-        cid = self.container_id(container)
-        if cid is None or self._own_key(container, key):
-            return
-        dims = tuple(self.key_parts(e) for e in (key.elts if isinstance(key, ast.Tuple) else [key]))
-        key_labels = frozenset().union(*(part for dim in dims for part in dim)) if dims else frozenset()
-        if not (key_labels & CONTENT or any(is_param(l) for l in key_labels)):
-            return
-        self.add_event(kind, key_labels | (value if kind == ev.CACHE_WRITE else frozenset()), node,
-                       detail={"container": cid, "key_dims": dims})
-
-    def _own_key(self, container: ast.expr, key: ast.expr) -> bool:
-        """for name in table: table[name] ... — the key comes from the container itself, not from tokens."""
-        if not isinstance(key, ast.Name):
-            return False
-        values = self.defs.get(key.id, [])
-        wanted = self.analysis.dump(container)
-        return bool(values) and all(any(self.analysis.dump(n) == wanted for n in ast.walk(v) if isinstance(n, (ast.Name, ast.Attribute)))
-                                    for v in values)
-
-    def key_parts(self, node: ast.expr, depth: int = 0) -> tuple:
-        """The pieces a key combines: (ctx * P + y) % M -> labels of ctx, P, y, M. A key that is one
-        value has one piece."""
-        if isinstance(node, ast.Slice):
-            return (frozenset().union(self.expr(node.lower), self.expr(node.upper)),)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-                "tolist", "tobytes", "numpy", "cpu", "item", "tostring", "long", "int"):
-            return self.key_parts(node.func.value, depth + 1)
-        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice) and self._covers_target(node):
-            labels = self.expr(node)  # an n-gram window that ends at the scored token: context and target together
-            return (labels, labels - {TGT})
-        if depth < 4:
-            if isinstance(node, ast.BinOp):
-                return self.key_parts(node.left, depth + 1) + self.key_parts(node.right, depth + 1)
-            if isinstance(node, ast.Tuple):
-                return tuple(p for e in node.elts for p in self.key_parts(e, depth + 1))
-            if isinstance(node, ast.Call) and (self.canon(node.func) or "") in ("hash", "tuple", "str", "bytes", "int", "abs"):
-                return tuple(p for a in node.args for p in self.key_parts(a, depth + 1))
-            if isinstance(node, ast.Call):
-                callee = self.resolve(node)
-                combines = self.analysis.summary(callee[0]).combines if callee else ()
-                if len(combines) > 1:  # key(ctx, tok) returning (ctx * 31 + tok) % size
-                    mapping = self.bind(callee, node)
-                    return tuple(self.expr(mapping[p]) for p in combines if p in mapping)
-            if isinstance(node, ast.Name) and node.id not in self.params:
-                values = self.defs.get(node.id, [])
-                if len(values) == 1 and isinstance(values[0], (ast.BinOp, ast.Tuple, ast.Call, ast.Subscript)):
-                    parts = self.key_parts(values[0], depth + 1)
-                    if len(parts) > 1:
-                        return parts
-        return (self.expr(node),)
-
-    def target_compare(self, node: ast.Compare, parts: list[frozenset]) -> None:
-        if len(parts) != 2:
-            return
-        left, right = parts
-        for one, other, other_node in ((left, right, node.comparators[0]), (right, left, node.left)):
-            if TGT in one and TGT not in other and (other & {VAL, TRAIN} or any(is_param(l) for l in other)) and not isinstance(other_node, ast.Constant):
-                self.add_event(ev.TARGET_COMPARE, one | other, node, detail={"other": other})
-                return
-
-    # -- events ----------------------------------------------------------------------------------------
     def add_event(self, kind: str, labels: frozenset, node: ast.AST, subject: str | None = None, detail: dict | None = None) -> None:
         detail = dict(detail or {})
         if kind == ev.SCORE:
@@ -1161,103 +896,3 @@ def _with_detail(event: Event, **extra) -> Event:
     return replace(event, detail=tuple(sorted(detail.items())))
 
 
-def _walk_local(node: ast.AST):
-    """ast.walk that does not enter nested defs or lambdas (they are analysed on their own)."""
-    todo = [node]
-    while todo:
-        current = todo.pop()
-        yield current
-        for child in ast.iter_child_nodes(current):
-            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-                todo.append(child)
-
-
-def _assigned_names(body: list[ast.stmt]) -> set[str]:
-    names = set()
-    for stmt in body:
-        for node in _walk_local(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names.add(node.id)
-    return names
-
-
-def _is_self(node: ast.expr) -> bool:
-    return isinstance(node, ast.Name) and node.id in ("self", "cls")
-
-
-def _is_static(node: ast.AST) -> bool:
-    return any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in getattr(node, "decorator_list", []))
-
-
-def _is_shift(node: ast.expr) -> bool:
-    """[1:] or [..., 1:] / [:, 1:]: the targets of a token stream."""
-    if isinstance(node, ast.Tuple) and node.elts:
-        node = node.elts[-1]
-    return (isinstance(node, ast.Slice) and isinstance(node.lower, ast.Constant) and node.lower.value == 1
-            and node.upper is None)
-
-
-def _returned_objects(node: ast.expr) -> set[str]:
-    """return x / return x.detach() / return a, b.clone(): the objects handed back (not values derived
-    from them)."""
-    if isinstance(node, ast.Tuple):
-        return set().union(*(_returned_objects(e) for e in node.elts)) if node.elts else set()
-    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.args:
-        node = node.func.value
-    return {node.id} if isinstance(node, ast.Name) else set()
-
-
-def _drops_last(node: ast.expr) -> bool:
-    """[:-1]"""
-    if not (isinstance(node, ast.Slice) and node.lower is None and node.upper is not None):
-        return False
-    upper = node.upper
-    return (isinstance(upper, ast.UnaryOp) and isinstance(upper.op, ast.USub) and isinstance(upper.operand, ast.Constant)
-            and upper.operand.value == 1) or (isinstance(upper, ast.Constant) and upper.value == -1)
-
-
-def _last_index(node: ast.Subscript) -> ast.expr:
-    index = node.slice
-    return index.elts[-1] if isinstance(index, ast.Tuple) and index.elts else index
-
-
-def _linear(node: ast.expr) -> tuple[str, int]:
-    """t + 1 -> (dump(t), 1); t -> (dump(t), 0); t - 2 -> (dump(t), -2)."""
-    if isinstance(node, ast.BinOp) and isinstance(node.right, ast.Constant) and isinstance(node.right.value, int):
-        var, offset = _linear(node.left)
-        if isinstance(node.op, ast.Add):
-            return var, offset + node.right.value
-        if isinstance(node.op, ast.Sub):
-            return var, offset - node.right.value
-    return ast.dump(node), 0
-
-
-def _write_mode(node: ast.Call) -> bool:
-    mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
-    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and any(c in mode.value for c in "wax+")
-
-
-def _binary_mode(node: ast.Call) -> bool:
-    mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
-    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and "b" in mode.value
-
-
-def _falsy(node: ast.expr) -> bool:
-    return isinstance(node, ast.Constant) and not node.value
-
-
-def _mentions_parameters(node: ast.expr) -> bool:
-    return any(isinstance(n, ast.Attribute) and n.attr in ("parameters", "named_parameters", "weight", "bias")
-               for n in ast.walk(node))
-
-
-def _static_labels(node: ast.expr) -> frozenset:
-    labels = set()
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
-            labels |= string_labels(sub.value)
-        elif isinstance(sub, ast.Name):
-            labels |= name_labels(sub.id)
-        elif isinstance(sub, ast.Attribute):
-            labels |= name_labels(sub.attr)
-    return frozenset(labels)

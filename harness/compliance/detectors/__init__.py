@@ -59,6 +59,21 @@ class Context:
     def parsed_units(self) -> list[Unit]:
         return [u for u in self.units if u.tree is not None]
 
+    def events(self, kind: str | None = None):
+        """(function, event) for every event every function holds (its own and those placed there)."""
+        for fn in self.program.functions.values():
+            for event in self.analysis.events(fn):
+                if kind is None or event.kind == kind:
+                    yield fn, event
+
+
+def event_hit(rule: str, outcome: str, kind: str, event, reason: str, *related) -> Hit:
+    """A hit at an event's code, with the other events that make the case as related lines and the
+    settings guarding any of them."""
+    guards = tuple(dict.fromkeys(g for e in (event,) + related for g in e.get("guards", ())))
+    return Hit(rule=rule, outcome=outcome, kind=kind, unit=event.unit, line=event.line, col=event.col, reason=reason,
+               related=[(r.unit, r.line) for r in related], guards=guards)
+
 
 DETECTORS: dict[str, Callable[[Context], list[Hit]]] = {}
 

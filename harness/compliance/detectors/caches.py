@@ -10,7 +10,7 @@ targets, the [1:] shift of the token stream, what a log() picks, names like y/ta
 from __future__ import annotations
 
 from harness.compliance import events as ev
-from harness.compliance.detectors import FLAG, REVIEW, Context, Hit, detector
+from harness.compliance.detectors import FLAG, REVIEW, Context, Hit, detector, event_hit
 from harness.compliance.events import CONTENT, TGT, TRAIN, VAL, Event, common_loop, relation
 
 
@@ -18,22 +18,15 @@ def _caches(ctx: Context) -> set[str]:
     """Container ids written at token-dependent keys, over every function (after placement)."""
     if "caches" not in ctx.cache:
         found = set()
-        for fn in ctx.program.functions.values():
-            for event in ctx.analysis.events(fn):
-                if event.kind == ev.CACHE_WRITE and event.get("container") and _key_labels(event) & CONTENT:
-                    found.add(event.get("container"))
+        for _, event in ctx.events(ev.CACHE_WRITE):
+            if event.get("container") and _key_labels(event) & CONTENT:
+                found.add(event.get("container"))
         ctx.cache["caches"] = found
     return ctx.cache["caches"]
 
 
 def _key_labels(event: Event) -> frozenset:
     return frozenset().union(*(part for dim in event.get("key_dims", ()) for part in dim)) if event.get("key_dims") else frozenset()
-
-
-def _hit(rule: str, outcome: str, kind: str, event: Event, reason: str, *related: Event) -> Hit:
-    guards = tuple(dict.fromkeys(g for e in (event,) + related for g in e.get("guards", ())))
-    return Hit(rule=rule, outcome=outcome, kind=kind, unit=event.unit, line=event.line, col=event.col, reason=reason,
-               related=[(r.unit, r.line) for r in related], guards=guards)
 
 
 @detector("target_in_key")
@@ -50,13 +43,13 @@ def target_in_key(ctx: Context) -> list[Hit]:
             name = event.get("container").rsplit(":", 1)[-1]
             via = f" (through {' → '.join(event.chain)})" if event.chain else ""
             if combined:
-                hits.append(_hit("target_in_key", FLAG, "target_in_key", event,
-                                 f"{fn.qualname} looks up cache '{name}' with a key that combines the token being scored with its "
-                                 f"context (line {event.line}{via})"))
+                hits.append(event_hit("target_in_key", FLAG, "target_in_key", event,
+                                      f"{fn.qualname} looks up cache '{name}' with a key that combines the token being scored with its "
+                                      f"context (line {event.line}{via})"))
             elif alone:
-                hits.append(_hit("target_in_key", REVIEW, "target_indexed_cache", event,
-                                 f"{fn.qualname} reads cache '{name}' at the token being scored (line {event.line}{via}); legal only "
-                                 "if that entry comes from a distribution normalised over the vocabulary before x_t is seen"))
+                hits.append(event_hit("target_in_key", REVIEW, "target_indexed_cache", event,
+                                      f"{fn.qualname} reads cache '{name}' at the token being scored (line {event.line}{via}); legal only "
+                                      "if that entry comes from a distribution normalised over the vocabulary before x_t is seen"))
     return hits
 
 
@@ -85,13 +78,13 @@ def _write_before_read(fn, container: str, writes: list[Event], reads: list[Even
             if relation(write, read) != "before":
                 continue
             if common_loop(write, read) is not None and TGT in write.taint:
-                return _hit("cache_update_before_score", FLAG, "cache_write_before_read", write,
-                            f"{fn.qualname} writes the token being scored into cache '{name}' (line {write.line}) before "
-                            f"reading the cache for that position (line {read.line})", read)
+                return event_hit("cache_update_before_score", FLAG, "cache_write_before_read", write,
+                                 f"{fn.qualname} writes the token being scored into cache '{name}' (line {write.line}) before "
+                                 f"reading the cache for that position (line {read.line})", read)
             if common_loop(write, read) is None and VAL in write.taint:
-                return _hit("cache_update_before_score", REVIEW, "cache_prefilled", write,
-                            f"{fn.qualname} fills cache '{name}' from validation tokens (line {write.line}) before the loop "
-                            f"that reads it (line {read.line}); legal only if each position's entry uses the strict prefix", read)
+                return event_hit("cache_update_before_score", REVIEW, "cache_prefilled", write,
+                                 f"{fn.qualname} fills cache '{name}' from validation tokens (line {write.line}) before the loop "
+                                 f"that reads it (line {read.line}); legal only if each position's entry uses the strict prefix", read)
     return None
 
 
@@ -102,8 +95,8 @@ def unnormalised_mixture(ctx: Context) -> list[Hit]:
         for event in ctx.analysis.events(fn):
             if event.kind == ev.TARGET_COMPARE and event.get("other", frozenset()) & {VAL, TRAIN}:
                 via = f" in {' → '.join(event.chain)}" if event.chain else ""
-                hits.append(_hit("unnormalised_mixture", REVIEW, "reads_realised_token", event,
-                                 f"{fn.qualname} compares the token being scored with data derived from the token stream "
-                                 f"(line {event.line}{via}): a gate or bonus that reads the realised token is legal only if the "
-                                 "scored distribution stays normalised over the vocabulary (#886, #1795)"))
+                hits.append(event_hit("unnormalised_mixture", REVIEW, "reads_realised_token", event,
+                                      f"{fn.qualname} compares the token being scored with data derived from the token stream "
+                                      f"(line {event.line}{via}): a gate or bonus that reads the realised token is legal only if the "
+                                      "scored distribution stays normalised over the vocabulary (#886, #1795)"))
     return hits

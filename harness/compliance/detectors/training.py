@@ -22,19 +22,13 @@ from __future__ import annotations
 import ast
 
 from harness.compliance import events as ev
-from harness.compliance.detectors import FLAG, LEGAL, REVIEW, Context, Hit, detector
+from harness.compliance.detectors import FLAG, LEGAL, REVIEW, Context, Hit, detector, event_hit
 from harness.compliance.events import TRAIN, VAL, Event, common_loop, exclusive, order, relation
 
 
 def _where(event: Event) -> str:
     via = f" (in {' → '.join(event.chain)})" if event.chain else ""
     return f"line {event.line}{via}"
-
-
-def _hit(rule: str, outcome: str, kind: str, event: Event, reason: str, *related: Event) -> Hit:
-    guards = tuple(dict.fromkeys(g for e in (event,) + related for g in e.get("guards", ())))
-    return Hit(rule=rule, outcome=outcome, kind=kind, unit=event.unit, line=event.line, col=event.col, reason=reason,
-               related=[(r.unit, r.line) for r in related], guards=guards)
 
 
 def _paired(update: Event, score: Event) -> bool:
@@ -98,28 +92,20 @@ def _predates(ctx: Context, fn_key: str, update: Event, score: Event) -> bool:
 
 def _slice_facts(analyzer, node: ast.AST) -> dict[str, set[tuple[str, str]]]:
     """For each sliced base in the data an expression depends on: {('upper', a)} for x[:a],
-    {('lower', a)} for x[a:...], ('whole', '') for an unsliced use of a base that is sliced elsewhere."""
+    {('lower', a)} for x[a:...], ('whole', '') for x[:]."""
     facts: dict[str, set[tuple[str, str]]] = {}
-    seen: set[str] = set()
-    todo = [node]
-    steps = 0
-    while todo and steps < 200:
-        current = todo.pop()
-        steps += 1
-        for sub in ast.walk(current):
-            if isinstance(sub, ast.Subscript):
-                index = sub.slice.elts[-1] if isinstance(sub.slice, ast.Tuple) and sub.slice.elts else sub.slice
-                if isinstance(index, ast.Slice):
-                    base = ast.dump(sub.value)
-                    if index.lower is None and index.upper is not None:
-                        facts.setdefault(base, set()).add(("upper", ast.dump(index.upper)))
-                    elif index.lower is not None:
-                        facts.setdefault(base, set()).add(("lower", ast.dump(index.lower)))
-                    else:
-                        facts.setdefault(base, set()).add(("whole", ""))
-            elif isinstance(sub, ast.Name) and sub.id not in seen:
-                seen.add(sub.id)
-                todo.extend(analyzer.defs.get(sub.id, [])[:6])
+    for sub in analyzer.data_nodes(node):
+        if not isinstance(sub, ast.Subscript):
+            continue
+        index = sub.slice.elts[-1] if isinstance(sub.slice, ast.Tuple) and sub.slice.elts else sub.slice
+        if isinstance(index, ast.Slice):
+            base = ast.dump(sub.value)
+            if index.lower is None and index.upper is not None:
+                facts.setdefault(base, set()).add(("upper", ast.dump(index.upper)))
+            elif index.lower is not None:
+                facts.setdefault(base, set()).add(("lower", ast.dump(index.lower)))
+            else:
+                facts.setdefault(base, set()).add(("whole", ""))
     return facts
 
 
@@ -166,10 +152,10 @@ def _classify(ctx: Context) -> list[Hit]:
                 if _local_warmup(update, score):
                     decided.add(origin)
                     if position == "before":
-                        hits.append(_hit("ttt_order", REVIEW, "warmup_on_val", update,
-                                         f"{fn.qualname} runs backward()/step on validation tokens ({_where(update)}) with a "
-                                         f"throwaway adapter before scoring ({_where(score)}): a TTT warm-up or compile pass on "
-                                         "real validation tokens, reviewed case by case (#1530, #677)", score))
+                        hits.append(event_hit("ttt_order", REVIEW, "warmup_on_val", update,
+                                              f"{fn.qualname} runs backward()/step on validation tokens ({_where(update)}) with a "
+                                              f"throwaway adapter before scoring ({_where(score)}): a TTT warm-up or compile pass on "
+                                              "real validation tokens, reviewed case by case (#1530, #677)", score))
                     continue
                 if not _paired(update, score):
                     continue
@@ -181,9 +167,9 @@ def _classify(ctx: Context) -> list[Hit]:
                     hits.append(hit)
     for origin, update in val_updates.items():
         if origin not in decided and not (update.subject or "").startswith("l:"):
-            hits.append(_hit("ttt_order", REVIEW, "ttt_unpaired", update,
-                             f"{update.func} trains on validation tokens ({update.get('how', 'backward()')} at line {update.line}), "
-                             "and the scanner found no score it could order that update against"))
+            hits.append(event_hit("ttt_order", REVIEW, "ttt_unpaired", update,
+                                  f"{update.func} trains on validation tokens ({update.get('how', 'backward()')} at line {update.line}), "
+                                  "and the scanner found no score it could order that update against"))
     ctx.cache["updates"] = hits
     return hits
 
@@ -197,34 +183,34 @@ def _judge_pair(ctx: Context, fn, update: Event, score: Event, position: str, wr
         if position == "after":  # scored first, trained after, in one iteration
             if label in update.taint and label in score.taint:
                 kind = "legal_score_first_slot" if rule == "slot" else "legal_score_first_ttt"
-                return _hit(rule, LEGAL, kind, update,
-                            f"{fn.qualname} scores each chunk ({_where(score)}) before training {what} on it ({_where(update)}): score-first",
-                            score)
+                return event_hit(rule, LEGAL, kind, update,
+                                 f"{fn.qualname} scores each chunk ({_where(score)}) before training {what} on it ({_where(update)}): score-first",
+                                 score)
             if label not in score.taint:  # the score measures the whole split each turn: a training loop
-                return _hit("val_in_training", FLAG, "val_in_training_loop", update,
-                            f"{fn.qualname} trains on validation tokens ({_where(update)}) in a loop whose scoring ({_where(score)}) "
-                            "measures the whole split each turn, as a training loop with periodic validation", score)
-            return _hit(rule, FLAG, "ttt_before_scoring", update,
-                        f"{fn.qualname} trains {what} ({_where(update)}) on validation data that is not limited to the chunk "
-                        f"scored before it ({_where(score)}), so later tokens are trained on before they are scored", score)
+                return event_hit("val_in_training", FLAG, "val_in_training_loop", update,
+                                 f"{fn.qualname} trains on validation tokens ({_where(update)}) in a loop whose scoring ({_where(score)}) "
+                                 "measures the whole split each turn, as a training loop with periodic validation", score)
+            return event_hit(rule, FLAG, "ttt_before_scoring", update,
+                             f"{fn.qualname} trains {what} ({_where(update)}) on validation data that is not limited to the chunk "
+                             f"scored before it ({_where(score)}), so later tokens are trained on before they are scored", score)
         if update.own and score.own and _prefix_only(ctx, fn.key, update, score):
-            return _hit(rule, LEGAL, "legal_context_only_fit", update,
-                        f"{fn.qualname} fits {what} ({_where(update)}) only on the context slice [:a] of a window before scoring "
-                        f"its [a:] positions ({_where(score)}), tokens that earlier windows scored", score)
+            return event_hit(rule, LEGAL, "legal_context_only_fit", update,
+                             f"{fn.qualname} fits {what} ({_where(update)}) only on the context slice [:a] of a window before scoring "
+                             f"its [a:] positions ({_where(score)}), tokens that earlier windows scored", score)
         kind = "slot_before_scoring" if rule == "slot" else "ttt_before_scoring"
-        return _hit(rule, FLAG, kind, update,
-                    f"{fn.qualname} trains {what} on validation tokens ({_where(update)}) and then scores them in the same "
-                    f"iteration ({_where(score)}): the update uses tokens before they are scored", score)
+        return event_hit(rule, FLAG, kind, update,
+                         f"{fn.qualname} trains {what} on validation tokens ({_where(update)}) and then scores them in the same "
+                         f"iteration ({_where(score)}): the update uses tokens before they are scored", score)
     if position == "before":
         written = [w for w in writes if relation(update, w) == "before" and relation(w, score) == "before"]
         if written:
-            return _hit("val_in_training", FLAG, "pre_quantisation_ttt", update,
-                        f"{fn.qualname} trains on validation tokens ({_where(update)}) before the artifact is written "
-                        f"({_where(written[0])}) and scored ({_where(score)}): validation data in training (pre-quantisation TTT)",
-                        written[0], score)
-        return _hit(rule, FLAG, "ttt_before_scoring", update,
-                    f"{fn.qualname} trains {what} on validation tokens ({_where(update)}) before scoring them ({_where(score)})",
-                    score)
+            return event_hit("val_in_training", FLAG, "pre_quantisation_ttt", update,
+                             f"{fn.qualname} trains on validation tokens ({_where(update)}) before the artifact is written "
+                             f"({_where(written[0])}) and scored ({_where(score)}): validation data in training (pre-quantisation TTT)",
+                             written[0], score)
+        return event_hit(rule, FLAG, "ttt_before_scoring", update,
+                         f"{fn.qualname} trains {what} on validation tokens ({_where(update)}) before scoring them ({_where(score)})",
+                         score)
     return None  # every score precedes the update: it cannot change them
 
 
@@ -245,23 +231,21 @@ def slot(ctx: Context) -> list[Hit]:
 @detector("val_in_training")
 def val_in_training(ctx: Context) -> list[Hit]:
     hits = _for_rule(ctx, "val_in_training")
-    for fn in ctx.program.functions.values():
-        for event in ctx.analysis.events(fn):
-            if event.kind == ev.WRITE and event.own and VAL in event.taint:
-                hits.append(_hit("val_in_training", FLAG, "val_in_artifact", event,
-                                 f"{fn.qualname} writes data derived from validation tokens into a file at line {event.line} "
-                                 "(a 'paid prefix' of the validation split in the artifact)"))
+    for fn, event in ctx.events(ev.WRITE):
+        if event.own and VAL in event.taint:
+            hits.append(event_hit("val_in_training", FLAG, "val_in_artifact", event,
+                                  f"{fn.qualname} writes data derived from validation tokens into a file at line {event.line} "
+                                  "(a 'paid prefix' of the validation split in the artifact)"))
     return hits
 
 
 @detector("val_calibration")
 def val_calibration(ctx: Context) -> list[Hit]:
     hits = []
-    for fn in ctx.program.functions.values():
-        for event in ctx.analysis.events(fn):
-            if event.kind == ev.CALIB and event.own and VAL in event.taint:
-                hits.append(_hit("val_calibration", FLAG, "calibration_on_val", event,
-                                 f"{fn.qualname} runs the calibration pass {event.get('callee')} on validation tokens (line {event.line})"))
+    for fn, event in ctx.events(ev.CALIB):
+        if event.own and VAL in event.taint:
+            hits.append(event_hit("val_calibration", FLAG, "calibration_on_val", event,
+                                  f"{fn.qualname} runs the calibration pass {event.get('callee')} on validation tokens (line {event.line})"))
     return hits
 
 
