@@ -66,14 +66,23 @@ class Analysis:
         self.callers: dict[str, set[str]] = {}
         self._dumps: dict[int, str] = {}
         self.module_env: dict[str, dict[str, frozenset]] = {}  # unit label -> module-level name -> labels
+        self._local_nodes: dict[str, list[ast.AST]] = {}
         self._class_attrs()
         order = program.analysis_order()
+        stale: set[str] | None = None  # None: analyse everything (the first round)
         for _ in range(3):  # labels found late (an __init__ or module code analysed after its users) need a new round
-            before = (dict(self.attr_labels), {k: dict(v) for k, v in self.module_env.items()})
+            before_attrs = dict(self.attr_labels)
+            before_modules = {k: dict(v) for k, v in self.module_env.items()}
+            self._updated: set[str] = set()
             for component in order:
-                self._component(component)
-            if before == (self.attr_labels, self.module_env):
+                self._component(component, stale)
+            changed = {a for a in set(before_attrs) | set(self.attr_labels) if before_attrs.get(a) != self.attr_labels.get(a)}
+            changed |= {f"{unit}:{name}" for unit in set(before_modules) | set(self.module_env)
+                        for name in set(before_modules.get(unit, {})) | set(self.module_env.get(unit, {}))
+                        if before_modules.get(unit, {}).get(name) != self.module_env.get(unit, {}).get(name)}
+            if not changed:
                 break
+            stale = changed
 
     def _class_attrs(self) -> None:
         for cls in self.program.classes.values():
@@ -97,10 +106,26 @@ class Analysis:
         if labels and not labels <= self.attr_labels.get(attr, frozenset()):
             self.attr_labels[attr] = self.attr_labels.get(attr, frozenset()) | labels
 
-    def _component(self, component: list[FunctionInfo]) -> None:
+    def local_nodes(self, fn: FunctionInfo) -> list[ast.AST]:
+        """The nodes of fn's body, not entering nested defs; computed once."""
+        found = self._local_nodes.get(fn.key)
+        if found is None:
+            found = self._local_nodes[fn.key] = [n for stmt in fn.body for n in walk_local(stmt)]
+        return found
+
+    def _needs_analysis(self, fn: FunctionInfo, stale: set[str] | None) -> bool:
+        """In later rounds, only functions that read a label that changed, or call one whose summary did."""
+        analyzer = self.analyzers.get(fn.key)
+        if stale is None or analyzer is None:
+            return True
+        return bool(analyzer.read_names & stale or analyzer.callees & self._updated)
+
+    def _component(self, component: list[FunctionInfo], stale: set[str] | None) -> None:
         for _ in range(4 if len(component) > 1 else 1):
             changed = False
             for fn in component:
+                if not self._needs_analysis(fn, stale):
+                    continue
                 analyzer = FunctionAnalyzer(self, fn)
                 analyzer.run()
                 old = self.summaries.get(fn.key)
@@ -109,7 +134,9 @@ class Analysis:
                 if fn.qualname == MODULE_CODE:
                     self.module_env[fn.unit.label] = {name: frozenset(l for l in labels if l in (VAL, TRAIN))
                                                       for name, labels in analyzer.env.items() if labels & {VAL, TRAIN}}
-                changed |= old is None or old.signature() != analyzer.summary.signature()
+                if old is None or old.signature() != analyzer.summary.signature():
+                    changed = True
+                    self._updated.add(fn.key)
             if not changed:
                 break
 
@@ -157,6 +184,8 @@ class FunctionAnalyzer(Identities, CacheKeys):
         self.while_labels: list[str] = []
         self.def_sites: dict[str, list[tuple]] = {}  # name -> positions of its assignments, in walk order
         self.guards: list[tuple[str, bool]] = []  # (flag, polarity) of the ifs around the current statement
+        self.read_names: set[str] = set()  # attributes and "unit:name" module names whose labels this walk used
+        self.callees: set[str] = set()  # keys of the functions whose summaries this walk applied
 
     # -- driver ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -213,33 +242,32 @@ class FunctionAnalyzer(Identities, CacheKeys):
         calls: list[ast.Call] = []
         handed_back: set[str] = set()  # names whose object itself is returned (return delta.detach())
         reduced: set[str] = set()
-        for stmt in self.fn.body:
-            for node in walk_local(stmt):
-                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
-                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    for target in targets:
-                        self._record_defs(target, node.value)
-                elif isinstance(node, (ast.For, ast.AsyncFor)):
-                    self._record_defs(node.target, node.iter)
-                elif isinstance(node, ast.withitem) and node.optional_vars is not None:
-                    self._record_defs(node.optional_vars, node.context_expr)
-                elif isinstance(node, ast.NamedExpr):
-                    self._record_defs(node.target, node.value)
-                elif isinstance(node, ast.Return) and node.value is not None:
-                    return_names |= {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
-                    handed_back |= returned_objects(node.value)
-                    if isinstance(node.value, (ast.BinOp, ast.Tuple)):
-                        used = [n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and n.id in self.params and n.id != "self"]
-                        if len(set(used)) > 1:
-                            self.combines = tuple(dict.fromkeys(used))
-                elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                    self.globals |= set(node.names)
-                elif isinstance(node, ast.While):
-                    self.loop_assigned[id(node)] = assigned_names(node.body)
-                elif isinstance(node, ast.Call):
-                    calls.append(node)
-                    if REPORT_CALL.match(last_name(self.canon(node.func)) or ""):
-                        reported |= {n.id for a in node.args for n in ast.walk(a) if isinstance(n, ast.Name)}
+        for node in self.analysis.local_nodes(self.fn):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    self._record_defs(target, node.value)
+            elif isinstance(node, (ast.For, ast.AsyncFor)):
+                self._record_defs(node.target, node.iter)
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                self._record_defs(node.optional_vars, node.context_expr)
+            elif isinstance(node, ast.NamedExpr):
+                self._record_defs(node.target, node.value)
+            elif isinstance(node, ast.Return) and node.value is not None:
+                return_names |= {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+                handed_back |= returned_objects(node.value)
+                if isinstance(node.value, (ast.BinOp, ast.Tuple)):
+                    used = [n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and n.id in self.params and n.id != "self"]
+                    if len(set(used)) > 1:
+                        self.combines = tuple(dict.fromkeys(used))
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                self.globals |= set(node.names)
+            elif isinstance(node, ast.While):
+                self.loop_assigned[id(node)] = assigned_names(node.body)
+            elif isinstance(node, ast.Call):
+                calls.append(node)
+                if REPORT_CALL.match(last_name(self.canon(node.func)) or ""):
+                    reported |= {n.id for a in node.args for n in ast.walk(a) if isinstance(n, ast.Name)}
         for node in calls:  # after every definition is known: picks follow names to their values
             self._prepass_call(node, reduced)
         self.returned = handed_back
@@ -540,6 +568,7 @@ class FunctionAnalyzer(Identities, CacheKeys):
         if isinstance(node, ast.Name):
             found = self.env.get(node.id)
             if found is None:  # a module-level name
+                self.read_names.add(f"{self.fn.unit.label}:{node.id}")
                 found = self.analysis.module_env.get(self.fn.unit.label, {}).get(node.id, frozenset())
             return found | name_labels(node.id)
         if isinstance(node, ast.Constant):
@@ -548,6 +577,7 @@ class FunctionAnalyzer(Identities, CacheKeys):
             base = self.expr(node.value)
             if node.attr in METADATA_ATTRS:
                 return only_iter(base)
+            self.read_names.add(node.attr)
             return base | self.analysis.attr_labels.get(node.attr, frozenset()) | name_labels(node.attr)
         if isinstance(node, ast.Subscript):
             base = self.expr(node.value)
@@ -773,6 +803,7 @@ class FunctionAnalyzer(Identities, CacheKeys):
         fn, bound = callee
         summary = self.analysis.summary(fn)
         self.analysis.callers.setdefault(fn.key, set()).add(self.fn.key)
+        self.callees.add(fn.key)
         mapping = self.bind(callee, node)
         self_param = fn.params[0] if bound and fn.params else None
         subst = lambda labels: self.substitute(labels, mapping, receiver, self_param)
