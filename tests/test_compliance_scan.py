@@ -132,3 +132,10 @@ def test_scan_corpus_tool_reports_one_line_per_folder_and_totals(tmp_path: Path)
     assert "clean: 1  clean_with_legal_ttt: 0  needs_review: 1  flag: 1" in result.stdout
     data = json.loads((tmp_path / "out.json").read_text())
     assert [r["hits"] for r in data["results"]][:2] == [{}, {"ttt_order:flag": 1}]
+
+
+def test_cli_lists_the_rules(capsys) -> None:
+    assert main(["scan", "--rules"]) == 0
+    out = capsys.readouterr().out
+    assert "compliance.target_in_key" in out and "2026-03-27" in out
+    assert main(["scan"]) == 2

@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 from harness.cli.output import add_output_arguments
-from harness.compliance import CLEAN, CLEAN_WITH_LEGAL_TTT, FLAGGED, NEEDS_REVIEW, ScanReport, scan_path
+from harness.compliance import CLEAN, CLEAN_WITH_LEGAL_TTT, FLAGGED, NEEDS_REVIEW, ScanReport, load_ruleset, scan_path
 from harness.errors import UserError
 from harness.findings import Verdict
 from harness.report import print_console, to_markdown
@@ -34,10 +35,21 @@ def register(subparsers) -> None:
         "scan", help="static compliance scan of a submission's code (TTT order, caches, data use, network, hidden code)",
         description="Scan a submission folder or one Python file for evaluation-legality problems, without running it.",
     )
-    parser.add_argument("path", help="submission folder (train_gpt.py and what it runs) or a single .py file")
+    parser.add_argument("path", nargs="?", help="submission folder (train_gpt.py and what it runs) or a single .py file")
     add_output_arguments(parser)
     parser.add_argument("--fail-on-review", action="store_true", help="exit 1 for needs_review as well as for flag")
+    parser.add_argument("--rules", action="store_true", help="list the rules the scan applies, with their sources, and exit")
     parser.set_defaults(handler=run)
+
+
+def print_rules(console: Console) -> None:
+    ruleset = load_ruleset()
+    table = Table(title=f"compliance rules ({ruleset.name} {ruleset.version})")
+    for column in ("id", "severity", "title", "source"):
+        table.add_column(column, overflow="fold")
+    for rule in ruleset.rules:
+        table.add_row(f"compliance.{rule.id}", rule.severity, rule.title, rule.source())
+    console.print(table)
 
 
 def scan_verdict(report: ScanReport) -> Verdict:
@@ -58,6 +70,11 @@ def scan_json(report: ScanReport) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rules:
+        print_rules(Console())
+        return 0
+    if args.path is None:
+        raise UserError("give a submission folder or a .py file to scan (or --rules to list the rules)")
     report = scan_path(args.path)
     verdict = scan_verdict(report)
     if args.json:
