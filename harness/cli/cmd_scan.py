@@ -45,8 +45,10 @@ def register(subparsers) -> None:
 def print_rules(console: Console) -> None:
     ruleset = load_ruleset()
     table = Table(title=f"compliance rules ({ruleset.name} {ruleset.version})")
-    for column in ("id", "severity", "title", "source"):
-        table.add_column(column, overflow="fold")
+    table.add_column("check", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("title")
+    table.add_column("source")
     for rule in ruleset.rules:
         table.add_row(f"compliance.{rule.id}", rule.severity, rule.title, rule.source())
     console.print(table)
