@@ -181,6 +181,7 @@ class FunctionAnalyzer(Identities, CacheKeys):
         self.target_positions: list[tuple[str, str, int]] = []  # (base dump, index var dump, offset) of picked elements
         self.pick_params: set[str] = set()
         self.loop_assigned: dict[int, set[str]] = {}
+        self.loop_nodes: dict[int, ast.AST] = {}
         self.while_labels: list[str] = []
         self.def_sites: dict[str, list[tuple]] = {}  # name -> positions of its assignments, in walk order
         self.guards: list[tuple[str, bool]] = []  # (flag, polarity) of the ifs around the current statement
@@ -477,6 +478,7 @@ class FunctionAnalyzer(Identities, CacheKeys):
     def loop(self, node: ast.AST, body) -> None:
         """Walk a loop body until the labels at its head are stable; keep the last walk's events."""
         self.loops.append(id(node))
+        self.loop_nodes[id(node)] = node
         entry, mark = dict(self.env), len(self.events)
         previous = None
         for _ in range(MAX_LOOP_PASSES):

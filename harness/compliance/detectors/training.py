@@ -182,6 +182,18 @@ def _judge_pair(ctx: Context, fn, update: Event, score: Event, position: str, wr
         label = f"{ev.ITER}{loop}"
         if position == "after":  # scored first, trained after, in one iteration
             if label in update.taint and label in score.taint:
+                if _looks_ahead(ctx, fn.key, update, loop):
+                    return event_hit(rule, FLAG, "ttt_before_scoring", update,
+                                     f"{fn.qualname} scores a chunk ({_where(score)}) and then trains {what} on a later one "
+                                     f"({_where(update)}: its data start at the loop's next index), before that one is scored",
+                                     score)
+                repeat = _repeating_loop(update, score, loop)
+                if repeat is not None:
+                    return event_hit(rule, REVIEW, "multi_pass_scoring", update,
+                                     f"{fn.qualname} scores chunks before training on them ({_where(score)}, {_where(update)}), "
+                                     "but an outer loop runs that pass again over the same tokens, so later passes score "
+                                     "tokens already trained on (single pass, R4.3.4; multi-epoch TTT is reviewed case by case, #1698)",
+                                     score)
                 kind = "legal_score_first_slot" if rule == "slot" else "legal_score_first_ttt"
                 return event_hit(rule, LEGAL, kind, update,
                                  f"{fn.qualname} scores each chunk ({_where(score)}) before training {what} on it ({_where(update)}): score-first",
@@ -212,6 +224,51 @@ def _judge_pair(ctx: Context, fn, update: Event, score: Event, position: str, wr
                          f"{fn.qualname} trains {what} on validation tokens ({_where(update)}) before scoring them ({_where(score)})",
                          score)
     return None  # every score precedes the update: it cannot change them
+
+
+def _looks_ahead(ctx: Context, fn_key: str, update: Event, loop) -> bool:
+    """The update's data start at index i + k (k > 0) of the loop over i: x[(ci + 1) * C : ...]."""
+    analyzer = ctx.analysis.analyzers.get(fn_key)
+    node = analyzer.loop_nodes.get(loop) if analyzer else None
+    if not (update.own and isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name)):
+        return False
+    variable = node.target.id
+    for sub in analyzer.data_nodes(update.node):
+        if isinstance(sub, ast.Subscript):
+            index = sub.slice.elts[-1] if isinstance(sub.slice, ast.Tuple) and sub.slice.elts else sub.slice
+            if isinstance(index, ast.Slice) and index.lower is not None and _ahead(analyzer, index.lower, variable, 0):
+                return True
+    return False
+
+
+def _ahead(analyzer, node: ast.AST, variable: str, depth: int) -> bool:
+    """(i + k) * size in plain arithmetic (names followed to arithmetic definitions, never into calls):
+    the start of a later chunk. i + 1 alone is the one-token shift of targets, not a later chunk."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        for side in (node.left, node.right):
+            if isinstance(side, ast.BinOp) and isinstance(side.op, ast.Add) and _plus_constant(side, variable):
+                return True
+    if isinstance(node, ast.BinOp):
+        return _ahead(analyzer, node.left, variable, depth) or _ahead(analyzer, node.right, variable, depth)
+    if isinstance(node, ast.Name) and node.id != variable and depth < 3:
+        values = analyzer.defs.get(node.id, [])
+        return len(values) == 1 and isinstance(values[0], (ast.BinOp, ast.Name)) and _ahead(analyzer, values[0], variable, depth + 1)
+    return False
+
+
+def _plus_constant(node: ast.BinOp, variable: str) -> bool:
+    sides = (node.left, node.right)
+    return any(isinstance(a, ast.Name) and a.id == variable for a in sides) and any(
+        isinstance(b, ast.Constant) and isinstance(b.value, int) and b.value > 0 for b in sides)
+
+
+def _repeating_loop(update: Event, score: Event, loop) -> int | None:
+    """A loop around the score-first loop whose turns do not change what is scored (for epoch in ...)."""
+    outer = score.loops[:score.loops.index(loop)] if loop in score.loops else ()
+    for candidate in outer:
+        if candidate in update.loops and f"{ev.ITER}{candidate}" not in score.taint:
+            return candidate
+    return None
 
 
 def _for_rule(ctx: Context, rule: str) -> list[Hit]:
