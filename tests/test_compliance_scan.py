@@ -48,10 +48,15 @@ def test_unparsable_code_skips_every_rule_and_asks_for_review(tmp_path: Path) ->
     assert report.reasons == ["train_gpt.py could not be parsed (SyntaxError at line 1: invalid syntax)"]
 
 
-def test_a_folder_without_python_is_not_clean(tmp_path: Path) -> None:
+def test_a_folder_without_python_or_with_an_empty_script_is_not_clean(tmp_path: Path) -> None:
     (tmp_path / "train.log").write_text("step:1 val_bpb:1.2\n")
     report = scan_path(tmp_path)
-    assert report.verdict == "needs_review" and report.reasons == ["no Python code that runs was found"]
+    expected = ["no Python code that runs was found (no .py entry, or only empty files)"]
+    assert report.verdict == "needs_review" and report.reasons == expected
+    (tmp_path / "train_gpt.py").write_text('"""nothing here"""\n')
+    report = scan_path(tmp_path)
+    assert report.verdict == "needs_review" and report.reasons == expected
+    assert {f.status for f in report.findings() if f.check != "compliance.sources"} == {SKIP}
 
 
 def test_auxiliary_scripts_give_notes_not_verdicts(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ what was recognised, no hit -> pass per rule; a rule whose detector could not ru
 
 from __future__ import annotations
 
+import ast
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,8 @@ def _scan(path: str, sources: SourceSet, ruleset: RuleSet, started: float) -> Sc
     hits: list[Hit] = []
     run = sources.run_units()
     env: dict[str, list[str]] = {}
-    if not run:
-        skipped = {rule.id: "no Python code that runs was found" for rule in ruleset.rules}
+    if not _has_code(run):
+        skipped = {rule.id: NO_CODE for rule in ruleset.rules}
     for units in (programs(sources) if run else []):
         try:
             program = Program(units)
@@ -219,17 +220,30 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
     return sorted(out, key=lambda h: (_OUTCOME_RANK[h.outcome], h.rule, h.unit, h.line or 0))
 
 
+NO_CODE = "no Python code that runs was found (no .py entry, or only empty files)"
+
+
+def _has_code(run: list[Unit]) -> bool:
+    """Some run file holds a statement (an empty train_gpt.py gives nothing to check, not a pass)."""
+    return any(u.error or (u.tree is not None and any(not _docstring(s) for s in u.tree.body)) for u in run)
+
+
+def _docstring(stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+
+
 def _verdict(hits: list[Hit], sources: SourceSet, skipped: dict[str, str]) -> tuple[str, list[str]]:
     flags = [h for h in hits if h.outcome == FLAG]
     if flags:
         return FLAGGED, [f"{h.rule}: {h.reason}" for h in flags]
     reasons = [f"{h.rule}: {h.reason}" for h in hits if h.outcome == REVIEW]
     run = sources.run_units()
-    if not run:
-        reasons.append("no Python code that runs was found")
-    reasons += [f"{u.label} could not be parsed ({u.error})" for u in run if u.error]
-    if not any(u.error for u in run):
-        reasons += [f"{rule}: not checked ({why})" for rule, why in skipped.items() if run]
+    if not _has_code(run):
+        reasons.append(NO_CODE)
+    elif any(u.error for u in run):
+        reasons += [f"{u.label} could not be parsed ({u.error})" for u in run if u.error]
+    else:
+        reasons += [f"{rule}: not checked ({why})" for rule, why in skipped.items()]
     if reasons:
         return NEEDS_REVIEW, reasons
     legal = [h for h in hits if h.outcome == LEGAL and h.rule in TTT_RULES]
