@@ -17,6 +17,7 @@ toward the chain's entropy over hundreds of steps, as on text, and two trainers 
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -103,6 +104,8 @@ def run_trainer(name: str, script: Path, work: Path, data: Path, env: dict, time
 
 
 def summarise(log: Path, batch_tokens: int) -> dict:
+    """Speed and losses from a trainer's log. A log cut short (no final validation) is summarised up to
+    its last training line, whose time is the host's (not synchronised), and marked incomplete."""
     train, val, result = [], [], {}
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
         if m := STEP_TRAIN.match(line):
@@ -115,9 +118,12 @@ def summarise(log: Path, batch_tokens: int) -> dict:
             result["peak_memory_mib"] = int(m[1])
         elif m := BACKEND.match(line):
             result.setdefault("attention", []).append(m[1])
-    steps, _, _, time_ms = val[-1]  # the last validation: synchronised, after the last step
+    complete = bool(val) and val[-1][0] >= train[-1][0]
+    # The last validation is synchronised, after the last step; else the last training line.
+    steps, time_ms = (val[-1][0], val[-1][3]) if complete else (train[-1][0], train[-1][2])
     mid = next(t for t in train if t[0] >= steps // 4)  # steady state: from a quarter of the way on
     result.update(
+        complete=complete,
         steps=steps,
         train_time_ms=time_ms,
         ms_per_step=time_ms / steps,
@@ -126,8 +132,9 @@ def summarise(log: Path, batch_tokens: int) -> dict:
         loss_at_last=train[-1][1],
         loss_last_logs_mean=float(np.mean([t[1] for t in train[-LAST_LOGS_AVERAGED:]])),
         loss_second_half_mean=float(np.mean([t[1] for t in train if t[0] > steps // 2])),
-        val_loss_at_last=val[-1][1],
-        val_bpb_at_last=val[-1][2],
+        val_loss_at_last=val[-1][1] if complete else None,
+        val_bpb_at_last=val[-1][2] if complete else None,
+        train_losses={t[0]: t[1] for t in train},
     )
     return result
 
@@ -177,6 +184,14 @@ def profile_ours(data: Path, env: dict, out: Path, steps: int = 4) -> None:
     print(f"per-step profile ({steps} steps; times are totals):\n" + "\n".join(table.splitlines()[:30]))
 
 
+def embedded_source_sha256(log: Path) -> str | None:
+    """sha256 of the script source a log starts with (the loggers write it first, then 100 '='):
+    which version of a trainer produced the numbers."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    head, sep, _ = text.partition("\n" + "=" * 100 + "\n")
+    return hashlib.sha256(head.encode("utf-8")).hexdigest() if sep else None
+
+
 def device_name() -> str:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, check=True)
@@ -193,7 +208,12 @@ def device_slug(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="the challenge's train_gpt.py; omit to time ours only")
-    parser.add_argument("--tokenizer", type=Path, required=True, help="SentencePiece model (vocab 1024)")
+    parser.add_argument("--tokenizer", type=Path, help="SentencePiece model (vocab 1024); needed to run")
+    parser.add_argument("--from-logs", type=Path, nargs="+", metavar="NAME=LOG",
+                        help="summarise existing logs (ours=PATH [baseline=PATH]) instead of running")
+    parser.add_argument("--device", help="device name for --from-logs (default: this machine's)")
+    parser.add_argument("--note", default="", help="stored in the result: where the logs came from")
+    parser.add_argument("--output", help="result file name (default train_step_<device>.json)")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--val-tokens", type=int, default=1 << 20)
     parser.add_argument("--work", type=Path, default=Path("/tmp/pgolf_train_step"))
@@ -213,26 +233,34 @@ def main() -> None:
     vocab = int(env.get("VOCAB_SIZE", 1024))
     t0 = time.perf_counter()
     data = args.work / "data"
-    shutil.rmtree(data, ignore_errors=True)
-    make_data(data, args.tokenizer, (args.steps + 1) * (batch_tokens + 64), args.val_tokens, vocab)
-    print(f"data: {time.perf_counter() - t0:.0f} s", flush=True)
-
-    runs = {"ours": OURS} | ({"baseline": args.baseline} if args.baseline else {})
-    results = {name: summarise(run_trainer(name, script, args.work, data, env, args.timeout), batch_tokens)
-               for name, script in runs.items()}
+    if args.from_logs:
+        logs = dict(str(item).split("=", 1) for item in args.from_logs)
+        results = {name: summarise(Path(path), batch_tokens) for name, path in logs.items()}
+    else:
+        if args.tokenizer is None:
+            parser.error("--tokenizer is needed to run the trainers")
+        shutil.rmtree(data, ignore_errors=True)
+        make_data(data, args.tokenizer, (args.steps + 1) * (batch_tokens + 64), args.val_tokens, vocab)
+        print(f"data: {time.perf_counter() - t0:.0f} s", flush=True)
+        runs = {"ours": OURS} | ({"baseline": args.baseline} if args.baseline else {})
+        logs = {name: run_trainer(name, script, args.work, data, env, args.timeout) for name, script in runs.items()}
+        results = {name: summarise(log, batch_tokens) for name, log in logs.items()}
     ours, base = results["ours"], results.get("baseline")
-    name = device_name()
+    name = args.device or device_name()
     n = ours["steps"]
     record = {
         "device": name,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "trainer_source_sha256": {k: embedded_source_sha256(Path(v)) for k, v in logs.items()},
         "config": env,
         "train_batch_tokens": batch_tokens,
         "steps": n,
         "tokens_per_s": ours["tokens_per_s"],
         "ms_per_step": ours["ms_per_step"],
         "steady_ms_per_step": ours["steady_ms_per_step"],
-        f"loss_at_{n}": ours["loss_at_last"],
+        f"loss_at_{args.steps}": ours["train_losses"].get(args.steps),
+        f"loss_at_{n}": ours["train_losses"].get(n),
+        "note": args.note,
         "ours": ours,
     }
     if base:
@@ -242,13 +270,14 @@ def main() -> None:
             "baseline_steady_ms_per_step": base["steady_ms_per_step"],
             "speedup": ours["tokens_per_s"] / base["tokens_per_s"],
             "steady_speedup": base["steady_ms_per_step"] / ours["steady_ms_per_step"],
-            f"baseline_loss_at_{n}": base["loss_at_last"],
+            f"baseline_loss_at_{args.steps}": base["train_losses"].get(args.steps),
+            f"baseline_loss_at_{n}": base["train_losses"].get(n),
             "baseline": base,
         })
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"train_step_{device_slug(name)}.json"
+    out = args.out_dir / (args.output or f"train_step_{device_slug(name)}.json")
     out.write_text(json.dumps(record, indent=2) + "\n")
-    if time.perf_counter() - t0 < args.profile_if_under:
+    if not args.from_logs and time.perf_counter() - t0 < args.profile_if_under:
         profile_ours(data, env, args.out_dir / "train_step_profile.txt")
 
     print(f"\n{out}  ({name}, {n} steps of {batch_tokens} tokens)")
@@ -256,7 +285,7 @@ def main() -> None:
             "loss_second_half_mean", "val_loss_at_last", "roundtrip_val_bpb", "peak_memory_mib")
     print(f"{'':24}" + "".join(f"{k:>14}" for k in results))
     for key in keys:
-        print(f"{key:24}" + "".join(f"{r.get(key, float('nan')):>14.4f}" for r in results.values()))
+        print(f"{key:24}" + "".join(f"{r.get(key) if r.get(key) is not None else float('nan'):>14.4f}" for r in results.values()))
     if base:
         print(f"speedup (tokens/s): {record['speedup']:.3f}x  steady: {record['steady_speedup']:.3f}x")
     print(f"bench wall time: {time.perf_counter() - t0:.0f} s")

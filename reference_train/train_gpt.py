@@ -97,6 +97,7 @@ class TrainConfig:
     quant: str = "int8"  # "int8" (zlib level 9) or "int6" (zstd level 22; needs the zstandard package)
     fp16_embed: bool = False  # keep the tied embedding in fp16 instead of quantising it
     compile: bool = True  # torch.compile on CUDA (never on CPU)
+    compile_tuning: bool = True  # inductor's coordinate-descent tuning: faster kernels, minutes more compile
 
 
 # -----------------------------------------------------------------------------
@@ -657,7 +658,7 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         held.enter_context(prefer_cudnn_attention())
-    if use_compile:  # let inductor tune its elementwise and reduction kernels for this GPU
+    if use_compile and args.compile_tuning:  # let inductor tune its elementwise and reduction kernels
         from torch._inductor import config as inductor_config
 
         inductor_config.coordinate_descent_tuning = True
@@ -672,7 +673,7 @@ def main() -> None:
     log0(f"tie_embeddings:True embed_lr:{args.tied_embed_lr} head_lr:0.0 matrix_lr:{args.matrix_lr} scalar_lr:{args.scalar_lr}")
     log0(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
          f"warmup_steps:{args.warmup_steps} max_wallclock_seconds:{args.max_wallclock_seconds:.3f}")
-    log0(f"compile:{use_compile} device:{torch.cuda.get_device_name(device) if on_cuda else 'cpu'}")
+    log0(f"compile:{use_compile} compile_tuning:{use_compile and args.compile_tuning} device:{torch.cuda.get_device_name(device) if on_cuda else 'cpu'}")
     log0(f"seed:{args.seed}")
 
     cap_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
