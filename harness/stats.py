@@ -49,6 +49,9 @@ from harness.rules import RECORD_MARGIN_NATS, SIGNIFICANCE_P
 MAX_SEEDS_SEARCHED = 1000
 NATS_PER_TOKEN = "val_loss (nats per token)"
 NATS_PER_BYTE = "nats per byte (val_bpb x ln 2)"
+# Scores at or above this (nats per token or per byte) are not losses any model reports; they are
+# dropped from the test as garbage rather than overflowing it.
+MAX_PLAUSIBLE_SCORE = 1e3
 
 
 @dataclass
@@ -130,8 +133,8 @@ def compare(new: Sample, ref: Sample, margin: float = RECORD_MARGIN_NATS,
         ref_values = [b * math.log(2) for b in ref.val_bpb]
         why = ("tokenizers differ or are unknown" if not same_tokenizer else "val_loss is not known for every run")
         why += f" ({new.tokenizer or 'unknown'} vs {ref.tokenizer or 'unknown'}): nats per byte = val_bpb x ln 2"
-    new_values = [v for v in new_values if math.isfinite(v)]
-    ref_values = [v for v in ref_values if math.isfinite(v)]
+    new_values = [v for v in new_values if _plausible(v)]
+    ref_values = [v for v in ref_values if _plausible(v)]
     if len(new_values) < 2:
         return None, f"{new.name} has {len(new_values)} run(s) with a score; the spread needs at least two"
     if not ref_values:
@@ -177,11 +180,21 @@ def _result(metric: str, test: str, n_new: int, n_ref: int, mean_new: float, mea
                         seeds_needed)
 
 
+def _plausible(score: float) -> bool:
+    """A score the test can use: finite, not negative, and below MAX_PLAUSIBLE_SCORE (a larger number
+    in a log is garbage, not a loss, and would only overflow the arithmetic)."""
+    return math.isfinite(score) and 0.0 <= score < MAX_PLAUSIBLE_SCORE
+
+
 def _welch_se_df(var_new: float, n_new: int, var_ref: float, n_ref: int) -> tuple[float, float]:
     a, b = var_new / n_new, var_ref / n_ref
     se = math.sqrt(a + b)
-    denominator = a * a / (n_new - 1) + b * b / (n_ref - 1)
-    df = (a + b) ** 2 / denominator if denominator > 0 else float(n_new + n_ref - 2)
+    # Welch-Satterthwaite df, computed on a/scale and b/scale: the same number, without overflow.
+    scale = max(a, b)
+    if scale <= 0:
+        return se, float(n_new + n_ref - 2)
+    a, b = a / scale, b / scale
+    df = (a + b) ** 2 / (a * a / (n_new - 1) + b * b / (n_ref - 1))
     return se, df
 
 

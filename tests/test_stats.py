@@ -154,3 +154,21 @@ def test_check_against_a_real_reference(fixture_records: Path, capsys) -> None:
                                      [2.33002446, 2.33198782, 2.33302383], equal_var=False, alternative="less")
     assert numbers["p_value"] == pytest.approx(float(expected.pvalue), rel=1e-9)
     assert item["status"] == ("pass" if expected.pvalue < rules.SIGNIFICANCE_P else "fail")
+
+
+def test_welch_df_is_scale_free_and_never_overflows():
+    from harness.stats import _welch_se_df
+
+    small = _welch_se_df(0.0004, 3, 0.0001, 4)
+    huge = _welch_se_df(0.0004e300, 3, 0.0001e300, 4)
+    assert huge[1] == pytest.approx(small[1], rel=1e-12)
+    assert small[1] == pytest.approx((0.0004 / 3 + 0.0001 / 4) ** 2 / ((0.0004 / 3) ** 2 / 2 + (0.0001 / 4) ** 2 / 3))
+
+
+def test_garbage_scores_are_dropped_not_tested():
+    from harness.stats import Sample, compare
+
+    new = Sample(name="new", val_bpb=[1.10, 1.11, 2.7e154])
+    ref = Sample(name="ref", val_bpb=[1.20, -1.0])
+    result, why = compare(new, ref)
+    assert result is not None and result.n_new == 2 and result.n_ref == 1 and result.test == "one-sample"
