@@ -159,3 +159,14 @@ def test_benchmark_model_last_n_path_equals_full_logits():
     fast = evaluate(model.forward_logits, stream, table, seq_len=SEQ_LEN, stride=STRIDE)
     naive = evaluate_naive(model.forward_logits, stream, table, seq_len=SEQ_LEN, stride=STRIDE)
     assert relative(fast.loss_sum_nats, naive.loss_sum_nats) < 1e-9
+
+
+@pytest.mark.gpu
+def test_fast_path_equals_naive_on_cuda():
+    """The same equality on the GPU, in float64 (no bf16 rounding), batched and gathered on the device."""
+    model = TinyTransformer().cuda()
+    stream, table = random_stream(1 + SEQ_LEN + 40 * STRIDE + 2), byte_table()
+    fast = evaluate(logits_fn(model), stream, table, seq_len=SEQ_LEN, stride=STRIDE, device="cuda", batch_tokens=8 * SEQ_LEN)
+    naive = evaluate_naive(logits_fn(model), stream, table, seq_len=SEQ_LEN, stride=STRIDE, device="cuda")
+    assert (fast.tokens, fast.bytes) == (naive.tokens, naive.bytes)
+    assert relative(fast.loss_sum_nats, naive.loss_sum_nats) < 1e-9
