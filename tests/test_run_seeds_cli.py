@@ -49,6 +49,7 @@ def table_rows(out: str) -> list[list[str]]:
     (["--env", "NOEQUALS"], "--env takes KEY=VALUE with KEY a variable name, got 'NOEQUALS'"),
     (["--nproc", "0"], "--nproc must be at least 1, got 0"),
     (["--timeout", "0"], "--timeout must be a positive number of seconds, got 0"),
+    (["--record", "../escape"], "--record takes a folder name (it goes under --record-dir), got '../escape'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(fake, capsys, change, message):
     argv = fake + ["--seeds", "1"]

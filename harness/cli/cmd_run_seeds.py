@@ -20,6 +20,7 @@ from rich.table import Table
 from harness import rules
 from harness.data import MANIFEST_NAME, example_dataset, manifest_tokenizer_path, read_manifest
 from harness.errors import UserError
+from harness.record import RecordInfo, write_record
 from harness.runner import (
     DEFAULT_TIMEOUT_S, REFERENCE_TRAINER_DIR, RUNNER_OWNED_ENV, RunPlan, SeedResult, read_vocab_size,
     run_seeds, spread,
@@ -61,10 +62,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.record import RecordInfo, write_record
-
     seeds = parse_seeds(args.seeds)
     plan = build_plan(args)
+    if args.record is not None and (Path(args.record).name != args.record or args.record in ("", ".", "..")):
+        raise UserError(f"--record takes a folder name (it goes under --record-dir), got {args.record!r}")
     record_folder = Path(args.record_dir) / args.record if args.record else None
     if record_folder is not None and record_folder.exists():
         raise UserError("already exists; remove it or choose another --record name", record_folder)
