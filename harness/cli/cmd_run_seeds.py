@@ -46,7 +46,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data", metavar="DIR",
                         help="dataset folder with fineweb_train_*.bin / fineweb_val_*.bin (default: the bundled example dataset)")
     parser.add_argument("--tokenizer", metavar="PATH",
-                        help="SentencePiece model (default: the example's, or the one *.model in <data>/../../tokenizers/)")
+                        help="SentencePiece model (default: the example's; with --data, the one its manifest.json names, "
+                             "else the one *.model in <data>/../../tokenizers/)")
     parser.add_argument("--out", metavar="DIR", help="run dir for work dirs and results (default: runs/<submission>_<dataset>)")
     parser.add_argument("--env", metavar="KEY=VALUE", action="append", default=[],
                         help="environment variable for the script (repeatable), e.g. --env ITERATIONS=200")
