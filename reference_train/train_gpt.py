@@ -192,13 +192,18 @@ def target_bytes(x: Tensor, y: Tensor, tables: tuple[Tensor, Tensor, Tensor]) ->
 
 
 def _find_flash_attention():
-    """FlashAttention 3 or 2 when installed: (name, function taking [B, T, H, D] q/k/v)."""
-    for module, name in (("flash_attn_interface", "flash_attn_3"), ("flash_attn", "flash_attn_2")):
-        try:
-            return name, __import__(module).flash_attn_func
-        except (ImportError, AttributeError):
-            continue
-    return None, None
+    """FlashAttention 3 or 2 when installed: (name, function taking [B, T, H, D] q/k/v). Plain imports,
+    so that a reader (and the compliance scanner) sees exactly which modules can be loaded."""
+    try:
+        from flash_attn_interface import flash_attn_func
+        return "flash_attn_3", flash_attn_func
+    except ImportError:
+        pass
+    try:
+        from flash_attn import flash_attn_func
+        return "flash_attn_2", flash_attn_func
+    except ImportError:
+        return None, None
 
 
 FLASH_NAME, FLASH_FUNC = _find_flash_attention()
@@ -601,6 +606,8 @@ def main() -> None:
     device = torch.device("cuda", local_rank) if on_cuda else torch.device("cpu")
     if on_cuda:
         torch.cuda.set_device(device)
+    else:  # tiny fp32 runs on CPU slow down ~5x on denormal floats; flushing them changes no score we log
+        torch.set_flush_denormal(True)
     if distributed:
         dist.init_process_group(backend="nccl" if on_cuda else "gloo", device_id=device if on_cuda else None)
     accum = args.grad_accum_steps or (8 // world if 8 % world == 0 else 0)
@@ -695,6 +702,9 @@ def main() -> None:
             (loss / accum).backward()
             loss_sum += loss.detach()
         if distributed:  # one flat all-reduce of every gradient, averaged over ranks
+            for p in params:  # a parameter the graph did not reach (e.g. skip weights of 1 layer)
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
             flat = torch.cat([p.grad.reshape(-1) for p in params])
             dist.all_reduce(flat)
             flat /= world
