@@ -33,7 +33,6 @@ import inspect
 import io
 import json
 import lzma
-import os
 import sys
 import tempfile
 import zlib
@@ -52,9 +51,6 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
 EVAL_TIMEOUT_S = rules.EVAL_TIME_LIMIT_S * rules.REFERENCE_WORLD_SIZE + 600.0  # 8 GPUs' budget on one, plus start-up
-# Settings a multi-GPU host may require of every NCCL program (NVLink multicast off); the sandbox's
-# scrubbed environment would drop them, so the worker inherits them when they are set.
-MULTI_GPU_ENV = ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
 
 
 class AdapterSkip(Exception):
@@ -132,9 +128,8 @@ def evaluate_submission(request: EvalRequest, *, nproc: int = 1, timeout_s: floa
     with tempfile.TemporaryDirectory(prefix="pgolf-eval-") as work:
         request_path, out_path = Path(work, "request.json"), Path(work, "result.json")
         request_path.write_text(json.dumps(asdict(request)), encoding="utf-8")
-        env = {key: os.environ[key] for key in MULTI_GPU_ENV if key in os.environ} | request.env
         sandboxed = run_sandboxed(worker_command(request_path, out_path, nproc), cwd=work, timeout_s=timeout_s,
-                                  env=env, on_line=on_line)
+                                  env=request.env, on_line=on_line)
         data = _read_json(out_path)
     outcome = EvalOutcome(status="error", log_tail=sandboxed.tail)
     if expected is not None:

@@ -144,7 +144,7 @@ def readme(plan: RunPlan, results: list[SeedResult], info: RecordInfo, metadata:
         "```bash", info.command, "```", "",
         "## Files", "",
         f"- `train_gpt.py`: the script that ran ({metadata['bytes_code']} bytes).",
-        f"- `train_seed<SEED>.log`: each seed's own log (`logs/<RUN_ID>.txt`), which begins with the script's source.",
+        "- `train_seed<SEED>.log`: each seed's own log (`logs/<RUN_ID>.txt`), which begins with the script's source.",
         "- `submission.json`: the mean score and per-seed results (`seed_results`).",
         "",
         "The compressed models (`final_model*.ptz`) are not kept here; the reproduction command writes them "

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from harness import rules
 from harness.bytes import build_byte_table, token_byte_counts
