@@ -97,6 +97,7 @@ class TrainConfig:
     quant: str = "int8"  # "int8" (zlib level 9) or "int6" (zstd level 22; needs the zstandard package)
     fp16_embed: bool = False  # keep the tied embedding in fp16 instead of quantising it
     compile: bool = True  # torch.compile on CUDA (never on CPU)
+    compile_tuning: bool = False  # inductor coordinate-descent tuning: faster steps, but over 5 min more compile on H100
 
 
 # -----------------------------------------------------------------------------
@@ -191,13 +192,18 @@ def target_bytes(x: Tensor, y: Tensor, tables: tuple[Tensor, Tensor, Tensor]) ->
 
 
 def _find_flash_attention():
-    """FlashAttention 3 or 2 when installed: (name, function taking [B, T, H, D] q/k/v)."""
-    for module, name in (("flash_attn_interface", "flash_attn_3"), ("flash_attn", "flash_attn_2")):
-        try:
-            return name, __import__(module).flash_attn_func
-        except (ImportError, AttributeError):
-            continue
-    return None, None
+    """FlashAttention 3 or 2 when installed: (name, function taking [B, T, H, D] q/k/v). Plain imports,
+    so that a reader (and the compliance scanner) sees exactly which modules can be loaded."""
+    try:
+        from flash_attn_interface import flash_attn_func
+        return "flash_attn_3", flash_attn_func
+    except ImportError:
+        pass
+    try:
+        from flash_attn import flash_attn_func
+        return "flash_attn_2", flash_attn_func
+    except ImportError:
+        return None, None
 
 
 FLASH_NAME, FLASH_FUNC = _find_flash_attention()
@@ -288,6 +294,16 @@ class Attention(nn.Module):
         self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init))
         inv_freq = 1.0 / cfg.rope_base ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # Tables for the training length: computing cos/sin inside the fused kernels made them compute-bound.
+        freqs = torch.outer(torch.arange(cfg.train_seq_len, dtype=torch.float32), inv_freq)
+        self.register_buffer("rope_cos", freqs.cos(), persistent=False)
+        self.register_buffer("rope_sin", freqs.sin(), persistent=False)
+
+    def rope_tables(self, t: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        if t <= self.rope_cos.size(0):
+            return self.rope_cos[:t], self.rope_sin[:t]
+        freqs = torch.outer(torch.arange(t, device=device, dtype=torch.float32), self.inv_freq)
+        return freqs.cos(), freqs.sin()
 
     def forward(self, x: Tensor, last_n: int | None = None) -> Tensor:
         b, t, d = x.shape
@@ -301,8 +317,7 @@ class Attention(nn.Module):
         q = rms_norm(q.reshape(b, n, self.num_heads, self.head_dim))
         k = rms_norm(k.reshape(b, t, self.num_kv_heads, self.head_dim))
         v = v.reshape(b, t, self.num_kv_heads, self.head_dim)
-        freqs = torch.outer(torch.arange(t, device=x.device, dtype=torch.float32), self.inv_freq)
-        cos, sin = freqs.cos(), freqs.sin()
+        cos, sin = self.rope_tables(t, x.device)
         q = rotate(q, cos[t - n :], sin[t - n :]) * self.q_gain.to(x.dtype)[:, None]
         k = rotate(k, cos, sin)
         return self.out(attention(q, k, v).reshape(b, n, d))
@@ -591,6 +606,8 @@ def main() -> None:
     device = torch.device("cuda", local_rank) if on_cuda else torch.device("cpu")
     if on_cuda:
         torch.cuda.set_device(device)
+    else:  # tiny fp32 runs on CPU slow down ~5x on denormal floats; flushing them changes no score we log
+        torch.set_flush_denormal(True)
     if distributed:
         dist.init_process_group(backend="nccl" if on_cuda else "gloo", device_id=device if on_cuda else None)
     accum = args.grad_accum_steps or (8 // world if 8 % world == 0 else 0)
@@ -648,6 +665,10 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         held.enter_context(prefer_cudnn_attention())
+    if use_compile and args.compile_tuning:  # let inductor tune its elementwise and reduction kernels
+        from torch._inductor import config as inductor_config
+
+        inductor_config.coordinate_descent_tuning = True
     model = GPT(mcfg).to(device)
     train_model = torch.compile(model, dynamic=False, fullgraph=True) if use_compile else model
     muon, adam = build_optimisers(model, args, on_cuda)
@@ -659,7 +680,7 @@ def main() -> None:
     log0(f"tie_embeddings:True embed_lr:{args.tied_embed_lr} head_lr:0.0 matrix_lr:{args.matrix_lr} scalar_lr:{args.scalar_lr}")
     log0(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
          f"warmup_steps:{args.warmup_steps} max_wallclock_seconds:{args.max_wallclock_seconds:.3f}")
-    log0(f"compile:{use_compile} device:{torch.cuda.get_device_name(device) if on_cuda else 'cpu'}")
+    log0(f"compile:{use_compile} compile_tuning:{use_compile and args.compile_tuning} device:{torch.cuda.get_device_name(device) if on_cuda else 'cpu'}")
     log0(f"seed:{args.seed}")
 
     cap_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
@@ -681,6 +702,9 @@ def main() -> None:
             (loss / accum).backward()
             loss_sum += loss.detach()
         if distributed:  # one flat all-reduce of every gradient, averaged over ranks
+            for p in params:  # a parameter the graph did not reach (e.g. skip weights of 1 layer)
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
             flat = torch.cat([p.grad.reshape(-1) for p in params])
             dist.all_reduce(flat)
             flat /= world
