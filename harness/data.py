@@ -292,7 +292,9 @@ class ExampleDataset:
 
 
 def example_dataset(data_dir: str | Path | None = None, *, rebuild: bool = False) -> ExampleDataset:
-    """The bundled example dataset (built offline from CPython's own text on first use; cached after)."""
+    """The bundled example dataset (built offline from CPython's own text on first use; cached after).
+    Its paths are absolute: callers hand them to scripts that run in other working directories."""
     from harness.example_corpus import ensure_example_dataset  # builds with data_build, which imports us
 
-    return ensure_example_dataset(Path(data_dir) if data_dir is not None else default_data_dir(), rebuild=rebuild)
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    return ensure_example_dataset(root.resolve(), rebuild=rebuild)

@@ -73,7 +73,6 @@ def test_timeout_kills_the_run(tmp_path):
     [result] = run_seeds(plan, [5])
     assert result.status == "timeout" and result.returncode is None
     assert result.error == "killed after the time limit of 1.5 s"
-    assert result.wall_s < 20
     assert completed_result(plan.out_dir, 5) is None
 
 

@@ -41,10 +41,8 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
         "print('started', flush=True)\n"
         "time.sleep(60)\n"
     )
-    start = time.monotonic()
     result = run_sandboxed([sys.executable, "-c", code], cwd=tmp_path, timeout_s=3)
     assert result.timed_out and result.returncode is None
-    assert time.monotonic() - start < 20
     grandchild = int(pid_file.read_text())
     for _ in range(50):
         try:
