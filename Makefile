@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of PyTorch; on a GPU machine set TORCH_SPEC="torch" to keep the CUDA build.
+# pip arguments for PyTorch (unquoted, so options such as --index-url pass through); the default is
+# the CPU build that our CI machines install from their local disk.
 TORCH_SPEC ?= torch==2.13.0
 EXAMPLE ?= submissions/2026-11-24_reference_tiny
 
@@ -14,7 +15,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
 	touch $@
 
