@@ -271,6 +271,7 @@ def main() -> int:
             if key in results:
                 print(f"{key:>24}: {results[key]}")
     if world_size > 1:
+        dist.barrier()  # every rank past its last collective before teardown
         dist.destroy_process_group()
     return 0
 

@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if "RANK" in os.environ:
         import torch.distributed as dist
 
+        # All ranks past their last collective before teardown: gloo aborts a rank that tears down
+        # while its peer is still finishing (1 run in 4 here). A failed rank does not wait.
+        if outcome["status"] == "ok":
+            dist.barrier()
         dist.destroy_process_group()
     return 0 if outcome["status"] == "ok" else 1
 

@@ -30,6 +30,7 @@ def _worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
                               seq_len=seq_len, stride=stride, batch_tokens=4 * seq_len)
             results.append(result.to_dict())
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(results))
+        dist.barrier()  # both ranks done before teardown: gloo can abort a rank that exits first
     finally:
         dist.destroy_process_group()
 
