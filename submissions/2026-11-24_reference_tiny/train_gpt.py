@@ -827,6 +827,7 @@ def main() -> None:
         log0(f"final_sliding_window_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
     held.close()
     if distributed:
+        dist.barrier()  # every rank done with every collective before any rank tears gloo/NCCL down
         dist.destroy_process_group()
 
 
