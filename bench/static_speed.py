@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -28,16 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.compliance import scan_path  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+from harness.runner import describe_hardware  # noqa: E402
 
 
 def submission_folders(root: Path) -> list[Path]:
@@ -86,7 +77,7 @@ def main() -> int:
         scan_corpus_s = time_tool("scan_corpus.py", tree, args.jobs)
         check_many_s = time_tool("check_many.py", tree, args.jobs)
     result = {
-        "device": cpu_name(), "jobs": args.jobs, "folders": count,
+        "device": describe_hardware(1), "jobs": args.jobs, "folders": count,
         "largest_script": str(script.relative_to(args.records)), "largest_script_lines": lines,
         "scan_one_script_s": round(scan_s, 3), "scan_corpus_s": round(scan_corpus_s, 2),
         "check_many_s": round(check_many_s, 2),
@@ -97,9 +88,7 @@ def main() -> int:
     print(f"{f'tools/scan_corpus.py, {count} folders':<40}{scan_corpus_s:>10.2f}")
     print(f"{f'tools/check_many.py, {count} folders':<40}{check_many_s:>10.2f}")
     print(f"device: {result['device']}, {args.jobs} jobs")
-    slug = "".join(c if c.isalnum() else "-" for c in result["device"].lower()).strip("-")
-    while "--" in slug:
-        slug = slug.replace("--", "-")
+    slug = re.sub(r"[^a-z0-9]+", "-", result["device"].lower()).strip("-")
     out = REPO / "bench" / "results" / f"static_speed_{slug}.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"written: {out.relative_to(REPO)}")
