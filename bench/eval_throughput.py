@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import platform
 import re
 import statistics
@@ -28,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -36,7 +34,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
 from harness import rules  # noqa: E402
 from harness.bytes import ByteTable  # noqa: E402
-from harness.evaluator import WindowPlan, evaluate, evaluate_naive  # noqa: E402
+from harness.evaluator import (WindowPlan, evaluate, evaluate_naive, join_process_group,  # noqa: E402
+                               leave_process_group)
 
 SPLIT_TOKENS = min(rules.KNOWN_VAL_TOKEN_COUNTS)  # 62,021,632: the sp1024 split most records log
 
@@ -62,20 +61,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--small", action="store_true", help="a tiny model and fp32 (CPU debugging)")
     parser.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
     return parser.parse_args()
-
-
-def setup_device() -> tuple[torch.device, int, int]:
-    """One process, or one per GPU under torchrun (NCCL on CUDA, gloo on CPU)."""
-    if "RANK" not in os.environ:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu"), 0, 1
-    if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-        dist.init_process_group("nccl", device_id=device)
-    else:
-        device = torch.device("cpu")
-        dist.init_process_group("gloo")
-    return device, dist.get_rank(), dist.get_world_size()
 
 
 def synthetic_inputs(tokens: int, vocab: int, seed: int = 0) -> tuple[np.ndarray, ByteTable]:
@@ -164,7 +149,9 @@ def compare_with_fp32(model, logits_fn, prefix, table, fast_args, common, args) 
 
 def main() -> int:
     args = parse_args()
-    device, rank, world_size = setup_device()
+    # One process, or one per GPU under torchrun (NCCL on CUDA, gloo on CPU).
+    name, rank, world_size = join_process_group("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
     shape = ModelShape(seq_len=args.seq_len, fused_qkv=not args.separate_qkv)
     if args.small:
         shape = ModelShape(vocab_size=64, num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, seq_len=args.seq_len,
@@ -270,9 +257,7 @@ def main() -> int:
                     "fp32_reference", "attention_kernels"):
             if key in results:
                 print(f"{key:>24}: {results[key]}")
-    if world_size > 1:
-        dist.barrier()  # every rank past its last collective before teardown
-        dist.destroy_process_group()
+    leave_process_group()
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 import traceback
 from dataclasses import fields
@@ -35,22 +34,6 @@ def import_script(path: Path) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses and pickling look the module up by name
     spec.loader.exec_module(module)
     return module
-
-
-def setup_distributed(device: str) -> tuple[str, int]:
-    """(this process's device, rank); joins the process group when started by torchrun."""
-    if "RANK" not in os.environ:
-        return device, 0
-    import torch
-    import torch.distributed as dist
-
-    if device.startswith("cuda"):
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-        torch.cuda.set_device(device)
-        dist.init_process_group("nccl", device_id=torch.device(device))
-    else:
-        dist.init_process_group("gloo")
-    return device, dist.get_rank()
 
 
 def run(request: EvalRequest, device: str, rank: int) -> dict:
@@ -77,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = json.loads(Path(args.request).read_text(encoding="utf-8"))
     request = EvalRequest(**{f.name: data[f.name] for f in fields(EvalRequest) if f.name in data})
-    device, rank = setup_distributed(request.device)
+    from harness.evaluator import join_process_group, leave_process_group
+
+    device, rank, _ = join_process_group(request.device)
     try:
         outcome = run(request, device, rank)
     except AdapterSkip as skip:
@@ -87,14 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = {"status": "error", "reason": f"{type(error).__name__}: {str(error)[:500]}"}
     if rank == 0:
         Path(args.out).write_text(json.dumps(outcome), encoding="utf-8")
-    if "RANK" in os.environ:
-        import torch.distributed as dist
-
-        # All ranks past their last collective before teardown: gloo aborts a rank that tears down
-        # while its peer is still finishing (1 run in 4 here). A failed rank does not wait.
-        if outcome["status"] == "ok":
-            dist.barrier()
-        dist.destroy_process_group()
+    leave_process_group(wait_for_peers=outcome["status"] == "ok")
     return 0 if outcome["status"] == "ok" else 1
 
 

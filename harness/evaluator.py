@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -160,6 +161,32 @@ def _distributed() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def join_process_group(device: str) -> tuple[str, int, int]:
+    """Join the process group when started by torchrun (RANK set): NCCL with one GPU per process
+    (LOCAL_RANK) for a CUDA device, gloo on the CPU. Returns (this process's device, rank, world
+    size); without torchrun, (device, 0, 1)."""
+    if "RANK" not in os.environ:
+        return device, 0, 1
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl", device_id=torch.device(device))
+    else:
+        torch.distributed.init_process_group("gloo")
+    return (device, *_distributed())
+
+
+def leave_process_group(wait_for_peers: bool = True) -> None:
+    """Destroy the process group, if any, after a barrier that puts every rank past its last
+    collective: gloo aborts a rank that tears down while its peer is still finishing (1 run in 4 on
+    our CPU machine). A rank that failed passes wait_for_peers=False: its peers may never come."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    if wait_for_peers:
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def _sdpa_context(device: torch.device, backends: Sequence[Any] | None):
