@@ -21,6 +21,10 @@ FIXTURE_RECORDS = REPO_ROOT.parent / "shared" / "fixtures" / "records"
 FIXTURE_FOLDERS = sorted(p for p in FIXTURE_RECORDS.glob("*/*") if p.is_dir())
 
 
+# Check ids of the folder stage (harness/folder_checks.py); later stages have their own tests.
+FOLDER_STAGE = ("files.", "metadata.", "code.", "track")
+
+
 def run_check(capsys, folder) -> tuple[int, dict]:
     code = main(["check", "--json", str(folder)])
     out, err = capsys.readouterr()
@@ -48,9 +52,8 @@ def test_every_fixture_folder_fails_only_for_missing_files(capsys, folder):
     assert code == 1
     failed = the(verdict, "files.required", "fail")
     assert {"README.md", "train_gpt.py"} <= {f["evidence"][0].get("file") for f in failed if f["evidence"]}
-    folder_stage = ("files.", "metadata.", "code.", "track")
     others = [f for f in verdict["findings"] if f["status"] == "fail" and f["check"] != "files.required"
-              and f["check"].startswith(folder_stage)]
+              and f["check"].startswith(FOLDER_STAGE)]
     assert others == []
     assert the(verdict, "track")[0]["status"] == "pass"
     assert verdict["measurements"]["code_bytes"] is None
@@ -91,9 +94,8 @@ def test_subprocess_on_a_fixture_prints_a_plain_table(tmp_path):
 def test_complete_good_folder_passes(capsys, tmp_path):
     code, verdict = run_check(capsys, write_submission(tmp_path / "good"))
     assert code == 0 and verdict["counts"]["fail"] == 0
-    folder_stage = ("files.", "metadata.", "code.", "track")
     not_passed = {f["check"]: f["status"] for f in verdict["findings"] if f["status"] != "pass"}
-    assert {k: v for k, v in not_passed.items() if k.startswith(folder_stage)} == {"track": "skip"}
+    assert {k: v for k, v in not_passed.items() if k.startswith(FOLDER_STAGE)} == {"track": "skip"}
     # one seed where records usually show three: the only warning of the later stages
     assert {k: v for k, v in not_passed.items() if v == "warn"} == {"claims.seeds": "warn"}
     assert statuses(verdict, "files.required") == ["pass"] * 4
