@@ -153,7 +153,7 @@ def profile_ours(data: Path, env: dict, out: Path, steps: int = 4) -> None:
     os.environ.update(env)
     args, cfg = tg._from_env(tg.TrainConfig), tg._from_env(tg.ModelConfig)
     cuda = torch.cuda.is_available()
-    device, accum = torch.device("cuda", 0) if cuda else torch.device("cpu"), args.grad_accum_steps or 8
+    device, accum = torch.device("cuda", 0) if cuda else torch.device("cpu"), tg.micro_steps(args, 1)
     with tg.prefer_cudnn_attention():
         model = tg.GPT(cfg).to(device)
         fwd = torch.compile(model, dynamic=False, fullgraph=True) if cuda else model
@@ -239,8 +239,14 @@ def main() -> None:
     else:
         if args.tokenizer is None:
             parser.error("--tokenizer is needed to run the trainers")
-        shutil.rmtree(data, ignore_errors=True)
-        make_data(data, args.tokenizer, (args.steps + 1) * (batch_tokens + 64), args.val_tokens, vocab)
+        # The shards depend only on these; a second run in the same --work reuses them.
+        data_key = json.dumps({"train": (args.steps + 1) * (batch_tokens + 64), "val": args.val_tokens, "vocab": vocab,
+                               "tokenizer_sha256": hashlib.sha256(args.tokenizer.read_bytes()).hexdigest()})
+        stamp = data / "data_key.json"
+        if not (stamp.is_file() and stamp.read_text() == data_key):
+            shutil.rmtree(data, ignore_errors=True)
+            make_data(data, args.tokenizer, (args.steps + 1) * (batch_tokens + 64), args.val_tokens, vocab)
+            stamp.write_text(data_key)
         print(f"data: {time.perf_counter() - t0:.0f} s", flush=True)
         runs = {"ours": OURS} | ({"baseline": args.baseline} if args.baseline else {})
         logs = {name: run_trainer(name, script, args.work, data, env, args.timeout) for name, script in runs.items()}

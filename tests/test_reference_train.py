@@ -34,7 +34,8 @@ TINY = dict(NUM_LAYERS="2", MODEL_DIM="192", NUM_HEADS="4", NUM_KV_HEADS="2", ML
             TRAIN_SEQ_LEN=str(SEQ_LEN), TRAIN_BATCH_TOKENS="1024", ITERATIONS="6", WARMUP_STEPS="2",
             VAL_BATCH_SIZE="4096", VAL_LOSS_EVERY="3", TRAIN_LOG_EVERY="2", SEED="7",
             TIED_EMBED_LR="0.01", MATRIX_LR="0.02", SCALAR_LR="0.02",  # the baseline's rates spike this early
-            MAX_WALLCLOCK_SECONDS="0", WARMDOWN_ITERS="3")  # a clock-estimated warm-down would vary between runs
+            MAX_WALLCLOCK_SECONDS="0", WARMDOWN_ITERS="3",  # a clock-estimated warm-down would vary between runs
+            MICRO_BATCH_TOKENS="128")  # 1 process: 8 micro-steps, 2 processes: 4 each (the same 8 spans)
 OPTIONS = dict(SLIDING_WINDOW_EVAL="1", EVAL_STRIDE=str(STRIDE), EVAL_BATCH_SEQS="8", QUANT="int6", FP16_EMBED="1")
 
 STEP_TRAIN = re.compile(r"^step:(\d+)/6 train_loss:(\d+\.\d{4}) train_time:\d+ms step_avg:\d+\.\d{2}ms$", re.M)
@@ -290,3 +291,12 @@ def test_batch_loader_gives_each_rank_a_disjoint_span_of_one_chunk(tmp_path):
     stream = np.concatenate([np.arange(50), np.arange(100, 130)])
     first = trainer.BatchLoader(pattern, 1, 2, 2, 16, 2, cpu).next_batch()[0]
     assert first[0].flatten().tolist() == stream[5:9].tolist()  # rank 1's first span is the chunk's second
+
+
+def test_micro_steps_default_keeps_the_baselines_8_gpu_split_and_takes_fewer_larger_micro_batches_on_one():
+    tg = load_trainer()
+    default = tg.TrainConfig()  # 524,288 tokens per step, micro-batches of at most 262,144 per rank
+    assert [tg.micro_steps(default, world) for world in (1, 2, 4, 8)] == [2, 1, 1, 1]
+    assert tg.micro_steps(tg.TrainConfig(grad_accum_steps=8), 1) == 8  # an explicit value wins
+    assert tg.micro_steps(tg.TrainConfig(micro_batch_tokens=65_536), 1) == 8  # the baseline's 1-GPU split
+    assert tg.micro_steps(tg.TrainConfig(micro_batch_tokens=100_000), 1) == 6  # rounded up: never over the cap
