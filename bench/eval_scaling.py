@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.rules import VAL_TOKEN_COUNTS_BY_DATASET  # noqa: E402
+from harness import rules  # noqa: E402
 
-SPLIT_TOKENS = VAL_TOKEN_COUNTS_BY_DATASET["fineweb10B_sp1024"]
+SPLIT_TOKENS = min(rules.KNOWN_VAL_TOKEN_COUNTS)  # 62,021,632, as in eval_throughput.py
 
 
 def available_gpus() -> int:
