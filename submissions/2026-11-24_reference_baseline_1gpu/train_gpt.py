@@ -66,11 +66,14 @@ class TrainConfig:
     run_id: str = ""  # empty: a fresh uuid
     seed: int = 1337
     # Length and batch. Tokens per step are split over ranks x grad_accum_steps, so the global batch is
-    # the same for any GPU count; grad_accum_steps 0 means 8 // WORLD_SIZE, as in the baseline.
+    # the same for any GPU count. grad_accum_steps 0: the fewest micro-steps whose micro-batches hold at
+    # most micro_batch_tokens per rank (8 GPUs: 1, as in the baseline; 1 GPU: 2, where the baseline's
+    # 8 // WORLD_SIZE gives 8 smaller ones: the same sum, and larger products run faster; ~40 GiB peak).
     iterations: int = 20000
     train_batch_tokens: int = 524_288
     train_seq_len: int = 1024
     grad_accum_steps: int = 0
+    micro_batch_tokens: int = 262_144
     warmup_steps: int = 20  # compile and warm kernels, then restore the initial state
     warmdown_iters: int = 1200  # linear decay to 0; estimated from the wall clock when capped
     max_wallclock_seconds: float = 600.0  # 0 disables the cap
@@ -97,6 +100,7 @@ class TrainConfig:
     quant: str = "int8"  # "int8" (zlib level 9) or "int6" (zstd level 22; needs the zstandard package)
     fp16_embed: bool = False  # keep the tied embedding in fp16 instead of quantising it
     compile: bool = True  # torch.compile on CUDA (never on CPU)
+    compile_tuning: bool = False  # inductor coordinate-descent tuning: faster steps, but over 5 min more compile on H100
 
 
 # -----------------------------------------------------------------------------
@@ -191,13 +195,18 @@ def target_bytes(x: Tensor, y: Tensor, tables: tuple[Tensor, Tensor, Tensor]) ->
 
 
 def _find_flash_attention():
-    """FlashAttention 3 or 2 when installed: (name, function taking [B, T, H, D] q/k/v)."""
-    for module, name in (("flash_attn_interface", "flash_attn_3"), ("flash_attn", "flash_attn_2")):
-        try:
-            return name, __import__(module).flash_attn_func
-        except (ImportError, AttributeError):
-            continue
-    return None, None
+    """FlashAttention 3 or 2 when installed: (name, function taking [B, T, H, D] q/k/v). Plain imports,
+    so that a reader (and the compliance scanner) sees exactly which modules can be loaded."""
+    try:
+        from flash_attn_interface import flash_attn_func
+        return "flash_attn_3", flash_attn_func
+    except ImportError:
+        pass
+    try:
+        from flash_attn import flash_attn_func
+        return "flash_attn_2", flash_attn_func
+    except ImportError:
+        return None, None
 
 
 FLASH_NAME, FLASH_FUNC = _find_flash_attention()
@@ -588,6 +597,12 @@ def eval_sliding(model: GPT, logits_fn, tokens: np.ndarray, seq_len: int, stride
 # Training.
 
 
+def micro_steps(args: TrainConfig, world: int) -> int:
+    """Gradient-accumulation steps: GRAD_ACCUM_STEPS, or (0) the fewest that keep each rank's
+    micro-batch within MICRO_BATCH_TOKENS."""
+    return args.grad_accum_steps or max(1, -(-args.train_batch_tokens // (world * max(1, args.micro_batch_tokens))))
+
+
 def main() -> None:
     code = Path(__file__).read_text(encoding="utf-8")
     args, mcfg = _from_env(TrainConfig), _from_env(ModelConfig)  # both read TRAIN_SEQ_LEN
@@ -600,9 +615,11 @@ def main() -> None:
     device = torch.device("cuda", local_rank) if on_cuda else torch.device("cpu")
     if on_cuda:
         torch.cuda.set_device(device)
+    else:  # tiny fp32 runs on CPU slow down ~5x on denormal floats; flushing them changes no score we log
+        torch.set_flush_denormal(True)
     if distributed:
         dist.init_process_group(backend="nccl" if on_cuda else "gloo", device_id=device if on_cuda else None)
-    accum = args.grad_accum_steps or (8 // world if 8 % world == 0 else 0)
+    accum = micro_steps(args, world)
     if accum <= 0 or args.train_batch_tokens % (world * accum * args.train_seq_len):
         sys.exit(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must split into WORLD_SIZE={world} x "
                  f"GRAD_ACCUM_STEPS={accum or '?'} x whole sequences of TRAIN_SEQ_LEN={args.train_seq_len}")
@@ -657,7 +674,7 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         held.enter_context(prefer_cudnn_attention())
-    if use_compile:  # let inductor tune its elementwise and reduction kernels for this GPU
+    if use_compile and args.compile_tuning:  # let inductor tune its elementwise and reduction kernels
         from torch._inductor import config as inductor_config
 
         inductor_config.coordinate_descent_tuning = True
@@ -672,7 +689,7 @@ def main() -> None:
     log0(f"tie_embeddings:True embed_lr:{args.tied_embed_lr} head_lr:0.0 matrix_lr:{args.matrix_lr} scalar_lr:{args.scalar_lr}")
     log0(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
          f"warmup_steps:{args.warmup_steps} max_wallclock_seconds:{args.max_wallclock_seconds:.3f}")
-    log0(f"compile:{use_compile} device:{torch.cuda.get_device_name(device) if on_cuda else 'cpu'}")
+    log0(f"compile:{use_compile} compile_tuning:{use_compile and args.compile_tuning} device:{torch.cuda.get_device_name(device) if on_cuda else 'cpu'}")
     log0(f"seed:{args.seed}")
 
     cap_ms = 1000.0 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else None
@@ -694,6 +711,9 @@ def main() -> None:
             (loss / accum).backward()
             loss_sum += loss.detach()
         if distributed:  # one flat all-reduce of every gradient, averaged over ranks
+            for p in params:  # a parameter the graph did not reach (e.g. skip weights of 1 layer)
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
             flat = torch.cat([p.grad.reshape(-1) for p in params])
             dist.all_reduce(flat)
             flat /= world
@@ -816,6 +836,7 @@ def main() -> None:
         log0(f"final_sliding_window_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
     held.close()
     if distributed:
+        dist.barrier()  # every rank done with every collective before any rank tears gloo/NCCL down
         dist.destroy_process_group()
 
 

@@ -66,11 +66,14 @@ class TrainConfig:
     run_id: str = ""  # empty: a fresh uuid
     seed: int = 1337
     # Length and batch. Tokens per step are split over ranks x grad_accum_steps, so the global batch is
-    # the same for any GPU count; grad_accum_steps 0 means 8 // WORLD_SIZE, as in the baseline.
+    # the same for any GPU count. grad_accum_steps 0: the fewest micro-steps whose micro-batches hold at
+    # most micro_batch_tokens per rank (8 GPUs: 1, as in the baseline; 1 GPU: 2, where the baseline's
+    # 8 // WORLD_SIZE gives 8 smaller ones: the same sum, and larger products run faster; ~40 GiB peak).
     iterations: int = 20000
     train_batch_tokens: int = 524_288
     train_seq_len: int = 1024
     grad_accum_steps: int = 0
+    micro_batch_tokens: int = 262_144
     warmup_steps: int = 20  # compile and warm kernels, then restore the initial state
     warmdown_iters: int = 1200  # linear decay to 0; estimated from the wall clock when capped
     max_wallclock_seconds: float = 600.0  # 0 disables the cap
@@ -594,6 +597,12 @@ def eval_sliding(model: GPT, logits_fn, tokens: np.ndarray, seq_len: int, stride
 # Training.
 
 
+def micro_steps(args: TrainConfig, world: int) -> int:
+    """Gradient-accumulation steps: GRAD_ACCUM_STEPS, or (0) the fewest that keep each rank's
+    micro-batch within MICRO_BATCH_TOKENS."""
+    return args.grad_accum_steps or max(1, -(-args.train_batch_tokens // (world * max(1, args.micro_batch_tokens))))
+
+
 def main() -> None:
     code = Path(__file__).read_text(encoding="utf-8")
     args, mcfg = _from_env(TrainConfig), _from_env(ModelConfig)  # both read TRAIN_SEQ_LEN
@@ -610,7 +619,7 @@ def main() -> None:
         torch.set_flush_denormal(True)
     if distributed:
         dist.init_process_group(backend="nccl" if on_cuda else "gloo", device_id=device if on_cuda else None)
-    accum = args.grad_accum_steps or (8 // world if 8 % world == 0 else 0)
+    accum = micro_steps(args, world)
     if accum <= 0 or args.train_batch_tokens % (world * accum * args.train_seq_len):
         sys.exit(f"TRAIN_BATCH_TOKENS={args.train_batch_tokens} must split into WORLD_SIZE={world} x "
                  f"GRAD_ACCUM_STEPS={accum or '?'} x whole sequences of TRAIN_SEQ_LEN={args.train_seq_len}")
