@@ -7,7 +7,8 @@ A model of the baseline's shape (bench/baseline_model.py, random bf16 weights) s
 with stride-64 sliding windows twice: through `harness.evaluator.evaluate` (batched windows gathered on
 the device, output head and last block only for scored positions, cuDNN attention first,
 torch.compile) and through `evaluate_naive` on the GPU (the per-window batched loop with full logits
-everywhere, eager, as public records do it). It reports tokens/s, seconds per validation split
+everywhere, eager; with --naive-compiled also through torch.compile, as many records' own evaluators
+do, which also compares the two scores under one compiler). It reports tokens/s, seconds per validation split
 (62,021,632 tokens, scaled linearly from the stream measured), FLOP rates and the two results'
 relative difference, and writes bench/results/eval_throughput_<device>.json. Compilation happens on a
 short warm-up stream and is reported apart from the timed runs.
