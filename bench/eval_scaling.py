@@ -69,7 +69,10 @@ def main() -> int:
     parser.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
-    counts = sorted({int(k) for k in args.nprocs.split(",") if k.strip()})
+    try:
+        counts = sorted({int(k) for k in args.nprocs.split(",") if k.strip()})
+    except ValueError:
+        counts = []
     if not counts or counts[0] < 1:
         parser.error("--nprocs takes positive integers, e.g. 1,2,4")
     gpus = available_gpus()
