@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,11 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import rules  # noqa: E402
-
-SPLIT_TOKENS = min(rules.KNOWN_VAL_TOKEN_COUNTS)  # 62,021,632, as in eval_throughput.py
+from eval_throughput import SPLIT_TOKENS, max_rel_diff, slug  # noqa: E402
 
 
 def available_gpus() -> int:
@@ -96,8 +93,8 @@ def main() -> int:
             "speedup": round(one["seconds_per_split"] / r["seconds_per_split"], 3),
             "compile_s": r["compile_s"], "fast_wall_s": r["fast_wall_s"], "run_wall_s": r["run_wall_s"],
             "val_loss": r["val_loss_fast"], "val_bpb": r["val_bpb_fast"],
-            "rel_diff_vs_1": max(abs(r["val_loss_fast"] - one["val_loss_fast"]) / abs(one["val_loss_fast"]),
-                                 abs(r["val_bpb_fast"] - one["val_bpb_fast"]) / abs(one["val_bpb_fast"])),
+            "rel_diff_vs_1": max_rel_diff((r["val_loss_fast"], r["val_bpb_fast"]),
+                                          (one["val_loss_fast"], one["val_bpb_fast"])),
         }
     not_run = [k for k in counts if k not in runs]
     result = {
@@ -116,8 +113,7 @@ def main() -> int:
         "per_count": per_count,
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", one["device"].lower()).strip("-")  # as eval_throughput names its files
-    out = Path(args.out_dir, f"eval_scaling_{'cpu-check' if args.cpu else slug}.json")
+    out = Path(args.out_dir, f"eval_scaling_{'cpu-check' if args.cpu else slug(one['device'])}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -239,13 +239,14 @@ def main() -> None:
     else:
         if args.tokenizer is None:
             parser.error("--tokenizer is needed to run the trainers")
+        train_tokens = (args.steps + 1) * (batch_tokens + 64)
         # The shards depend only on these; a second run in the same --work reuses them.
-        data_key = json.dumps({"train": (args.steps + 1) * (batch_tokens + 64), "val": args.val_tokens, "vocab": vocab,
+        data_key = json.dumps({"train": train_tokens, "val": args.val_tokens, "vocab": vocab,
                                "tokenizer_sha256": hashlib.sha256(args.tokenizer.read_bytes()).hexdigest()})
         stamp = data / "data_key.json"
         if not (stamp.is_file() and stamp.read_text() == data_key):
             shutil.rmtree(data, ignore_errors=True)
-            make_data(data, args.tokenizer, (args.steps + 1) * (batch_tokens + 64), args.val_tokens, vocab)
+            make_data(data, args.tokenizer, train_tokens, args.val_tokens, vocab)
             stamp.write_text(data_key)
         print(f"data: {time.perf_counter() - t0:.0f} s", flush=True)
         runs = {"ours": OURS} | ({"baseline": args.baseline} if args.baseline else {})
