@@ -1,0 +1,432 @@
+"""The baseline-shaped model's forward written for speed: Triton GEMMs that carry the elementwise work.
+
+bench/baseline_model.py's `BaselineShapedGPT` is written as submissions write their models: every
+RMSNorm, RoPE, relu², residual add and mix is its own pass over the activations, which torch.compile
+fuses with its neighbours but not into the matrix products. On one H100 that elementwise traffic was
+~40 % of the evaluator's time (README). `FusedBaselineGPT` computes the same function from the same
+weights with four kinds of kernel, so that the activations go through memory once per product:
+
+- embed:    x0 = rms_norm(emb[ids]); block 0's mixed input; its per-row sums of squares
+- qkv:      (x @ Wqkv^T) * rsqrt(mean(x^2) + eps) per row (the input RMSNorm as a row scale), then per
+            head the q/k RMSNorm, RoPE and the query gain, in the product's epilogue
+- residual: res + scale * (a @ W^T) for the attention and MLP outputs, with the next block's skip add
+            and residual mix, and the sums of squares its RMSNorm needs, in the epilogue
+- relu2:    relu(rsqrt(mean(x^2) + eps) * (x @ Wfc^T))^2
+
+Attention stays with PyTorch's SDPA (cuDNN first, as the evaluator selects); the output head runs in
+PyTorch on the scored positions only. RMSNorm's row scale is applied to the product instead of its
+input (the same function: a row scale commutes with the product); values are rounded to the storage
+dtype where the plain model stores them between blocks, and kept in fp32 inside a kernel, so the two
+implementations agree to bf16 rounding, not bit for bit (the benchmark reports by how much).
+
+For RoPE the q and k rows of each head's weights are reordered so that the two halves of a head's
+dimensions alternate (j, j + D/2, ...): a rotation pair then sits in adjacent columns of the product
+tile. Attention is unchanged by one permutation of the head dimensions applied to both q and k.
+
+Kernels need a CUDA device, or TRITON_INTERPRET=1 on the CPU with float16 storage (the interpreter
+cannot load bfloat16), which is how the CPU tests check them. Written for this benchmark; it is not
+the challenge's code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import triton
+import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
+
+from baseline_model import BaselineShapedGPT
+
+SS_CHUNK = 128  # columns per partial sum of squares: a row's RMS is the sum of D / SS_CHUNK partials
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    block_m: int = 128
+    block_n: int = 128
+    block_k: int = 64
+    num_warps: int = 8
+    num_stages: int = 3
+
+
+# Chosen per kernel by `tune` on the device (the bench records the choice); these are the defaults.
+CONFIGS: dict[str, TileConfig] = {
+    "qkv": TileConfig(), "residual": TileConfig(), "relu2": TileConfig(),
+}
+EMBED_BLOCK_M = 16
+
+
+def _tl_dtype(dtype: torch.dtype):
+    return {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}[dtype]
+
+
+@triton.jit
+def _tile_product(a_desc, w_desc, off_m, off_n, K: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                  BK: tl.constexpr):
+    """fp32 [BM, BN] tile of A @ W^T (A [M, K] and W [N, K], both K-contiguous)."""
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k in tl.range(0, K, BK):
+        acc = tl.dot(a_desc.load([off_m, k]), w_desc.load([off_n, k]).T, acc)
+    return acc
+
+
+@triton.jit
+def _row_rsqrt(ss_ptr, rows, M, PARTS: tl.constexpr, dim, eps):
+    """rsqrt(mean of squares + eps) per row, from the row's PARTS partial sums of squares."""
+    parts = tl.load(ss_ptr + rows[:, None] * PARTS + tl.arange(0, PARTS)[None, :], mask=rows[:, None] < M, other=1.0)
+    return tl.rsqrt(tl.sum(parts, axis=1) / dim + eps)
+
+
+@triton.jit
+def _store_sum_squares(ss_ptr, values, rows, M, off_n, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                       CHUNK: tl.constexpr):
+    """Per row, the sums of squares of `values` over each CHUNK of columns of this tile."""
+    squares = tl.reshape(values * values, (BM, BN // CHUNK, CHUNK))
+    sums = tl.sum(squares, axis=2)
+    cols = off_n // CHUNK + tl.arange(0, BN // CHUNK)
+    tl.store(ss_ptr + rows[:, None] * PARTS + cols[None, :], sums, mask=rows[:, None] < M)
+
+
+@triton.jit
+def _tile_index(N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    # Consecutive programs take the N tiles of one row block: its A rows are read from L2, not HBM.
+    pid = tl.program_id(0)
+    num_n = N // BN
+    return (pid // num_n) * BM, (pid % num_n) * BN
+
+
+@triton.jit
+def embed_kernel(ids_ptr, emb_ptr, x0_ptr, mixed_ptr, ss_ptr, mix_ptr, M, eps,
+                 D: tl.constexpr, PARTS: tl.constexpr, CHUNK: tl.constexpr, BM: tl.constexpr,
+                 OUT_DTYPE: tl.constexpr):
+    rows = tl.program_id(0) * BM + tl.arange(0, BM)
+    cols = tl.arange(0, D)
+    in_range = rows[:, None] < M
+    ids = tl.load(ids_ptr + rows, mask=rows < M, other=0)
+    e = tl.load(emb_ptr + ids[:, None] * D + cols[None, :]).to(tl.float32)
+    x0 = (e * tl.rsqrt(tl.sum(e * e, axis=1) / D + eps)[:, None]).to(OUT_DTYPE)
+    tl.store(x0_ptr + rows[:, None] * D + cols[None, :], x0, mask=in_range)
+    x0f = x0.to(tl.float32)
+    mixed = (tl.load(mix_ptr + cols)[None, :] * x0f + tl.load(mix_ptr + D + cols)[None, :] * x0f).to(OUT_DTYPE)
+    tl.store(mixed_ptr + rows[:, None] * D + cols[None, :], mixed, mask=in_range)
+    mf = mixed.to(tl.float32)
+    _store_sum_squares(ss_ptr, mf, rows, M, 0, PARTS, BM, D, CHUNK)
+
+
+@triton.jit
+def qkv_kernel(a_desc, w_desc, out_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window, pos_offset,
+               eps, D: tl.constexpr, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
+               HEAD_DIM: tl.constexpr, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+               OUT_DTYPE: tl.constexpr):
+    off_m, off_n = _tile_index(N, BM, BN)
+    rows = off_m + tl.arange(0, BM)
+    acc = _tile_product(a_desc, w_desc, off_m, off_n, D, BM, BN, BK)
+    # The block's input RMSNorm, as a row scale on the product; rounded where the model stores q, k, v.
+    acc = (acc * _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)[:, None]).to(OUT_DTYPE).to(tl.float32)
+    if off_n < Q_COLS + K_COLS:
+        HEADS: tl.constexpr = BN // HEAD_DIM
+        HALF: tl.constexpr = HEAD_DIM // 2
+        heads = tl.reshape(acc, (BM, HEADS, HEAD_DIM))
+        heads = heads * tl.rsqrt(tl.sum(heads * heads, axis=2) / HEAD_DIM + eps)[:, :, None]
+        first, second = tl.split(tl.reshape(heads, (BM, HEADS, HALF, 2)))  # columns alternate halves
+        positions = rows % rows_per_window + pos_offset
+        j = tl.arange(0, HALF)
+        cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :], mask=rows[:, None] < M, other=0.0)[:, None, :]
+        sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :], mask=rows[:, None] < M, other=0.0)[:, None, :]
+        rotated_first = first * cos + second * sin
+        rotated_second = second * cos - first * sin
+        if off_n < Q_COLS:
+            gain = tl.load(gain_ptr + off_n // HEAD_DIM + tl.arange(0, HEADS))[None, :, None]
+            rotated_first = rotated_first * gain
+            rotated_second = rotated_second * gain
+        acc = tl.reshape(tl.join(rotated_first, rotated_second), (BM, BN))
+    out_desc.store([off_m, off_n], acc.to(OUT_DTYPE))
+
+
+@triton.jit
+def residual_kernel(a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc, skip_w_ptr,
+                    x0_desc, mix_ptr, M, N: tl.constexpr, K: tl.constexpr, PARTS: tl.constexpr,
+                    STORE_EXTRA: tl.constexpr, SKIP: tl.constexpr, MIX: tl.constexpr, WRITE_SS: tl.constexpr,
+                    CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                    OUT_DTYPE: tl.constexpr):
+    """x = res + scale * (a @ W^T); with STORE_EXTRA, x is also stored to extra (a U-net skip source);
+    with SKIP (1: from skip, 2: x itself) x += skip_w * skip; with MIX, x = mix0 * x + mix1 * x0;
+    then out = x and, with WRITE_SS, its per-row partial sums of squares."""
+    off_m, off_n = _tile_index(N, BM, BN)
+    rows = off_m + tl.arange(0, BM)
+    cols = off_n + tl.arange(0, BN)
+    product = _tile_product(a_desc, w_desc, off_m, off_n, K, BM, BN, BK).to(OUT_DTYPE).to(tl.float32)
+    x = res_desc.load([off_m, off_n]).to(tl.float32) + tl.load(scale_ptr + cols)[None, :] * product
+    x = x.to(OUT_DTYPE)
+    if STORE_EXTRA:
+        extra_desc.store([off_m, off_n], x)
+    if MIX:
+        xf = x.to(tl.float32)
+        if SKIP == 1:
+            xf = (xf + tl.load(skip_w_ptr + cols)[None, :] * skip_desc.load([off_m, off_n]).to(tl.float32))
+            xf = xf.to(OUT_DTYPE).to(tl.float32)
+        elif SKIP == 2:
+            xf = (xf + tl.load(skip_w_ptr + cols)[None, :] * xf).to(OUT_DTYPE).to(tl.float32)
+        x0 = x0_desc.load([off_m, off_n]).to(tl.float32)
+        x = (tl.load(mix_ptr + cols)[None, :] * xf + tl.load(mix_ptr + N + cols)[None, :] * x0).to(OUT_DTYPE)
+    out_desc.store([off_m, off_n], x)
+    if WRITE_SS:
+        xf = x.to(tl.float32)
+        _store_sum_squares(ss_ptr, xf, rows, M, off_n, PARTS, BM, BN, CHUNK)
+
+
+@triton.jit
+def relu2_kernel(a_desc, w_desc, out_desc, ss_ptr, M, eps, D: tl.constexpr, N: tl.constexpr, PARTS: tl.constexpr,
+                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    off_m, off_n = _tile_index(N, BM, BN)
+    rows = off_m + tl.arange(0, BM)
+    acc = _tile_product(a_desc, w_desc, off_m, off_n, D, BM, BN, BK)
+    h = (acc * _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)[:, None]).to(OUT_DTYPE).to(tl.float32)
+    h = tl.maximum(h, 0.0)
+    out_desc.store([off_m, off_n], (h * h).to(OUT_DTYPE))
+
+
+def _desc(t: Tensor, block: tuple[int, int]) -> TensorDescriptor:
+    return TensorDescriptor.from_tensor(t, list(block))
+
+
+def _launch_options(config: TileConfig) -> dict:
+    return dict(BM=config.block_m, BN=config.block_n, BK=config.block_k,
+                num_warps=config.num_warps, num_stages=config.num_stages)
+
+
+def _grid(rows: int, cols: int, config: TileConfig) -> tuple[int]:
+    return (triton.cdiv(rows, config.block_m) * (cols // config.block_n),)
+
+
+def rope_pair_order(head_dim: int) -> Tensor:
+    """Row order of a head's q/k weights that makes the rotation halves alternate: j, j + D/2, ..."""
+    half = head_dim // 2
+    return torch.stack((torch.arange(half), torch.arange(half) + half), dim=1).reshape(-1)
+
+
+class FusedBaselineGPT:
+    """`forward_logits(ids, last_n)` of a BaselineShapedGPT, with the kernels above (same weights)."""
+
+    def __init__(self, model: BaselineShapedGPT, configs: dict[str, TileConfig] | None = None) -> None:
+        shape = model.shape
+        self.model, self.shape = model, shape
+        self.configs = dict(CONFIGS if configs is None else configs)
+        self.eval_seq_len, self.vocab_size = model.eval_seq_len, model.vocab_size
+        self.dtype = model.tok_emb.weight.dtype
+        self.out_dtype = _tl_dtype(self.dtype)
+        # F.rms_norm's default eps is that of its compute dtype (fp32 for fp16/bf16 inputs, measured:
+        # not the input dtype's, as its docstring says)
+        self.eps = torch.finfo(torch.promote_types(self.dtype, torch.float32)).eps
+        dim, head_dim = shape.model_dim, shape.head_dim
+        if dim % SS_CHUNK or head_dim % 2:
+            raise ValueError(f"the fused forward needs a width divisible by {SS_CHUNK} and an even head dimension")
+        self.parts = dim // SS_CHUNK
+        q_dim, kv_dim = shape.num_heads * head_dim, shape.num_kv_heads * head_dim
+        order = rope_pair_order(head_dim)
+        q_rows = (torch.arange(shape.num_heads)[:, None] * head_dim + order[None, :]).reshape(-1)
+        k_rows = q_dim + (torch.arange(shape.num_kv_heads)[:, None] * head_dim + order[None, :]).reshape(-1)
+        v_rows = q_dim + kv_dim + torch.arange(kv_dim)
+        permutation = torch.cat((q_rows, k_rows, v_rows)).to(model.tok_emb.weight.device)
+        self.q_dim, self.kv_dim = q_dim, kv_dim
+        self.blocks = []
+        for block in model.blocks:
+            as_f32 = lambda p: p.detach().to(self.dtype).float().contiguous()  # the model rounds these to bf16
+            self.blocks.append(dict(
+                qkv=block.attn.qkv.weight.detach()[permutation].contiguous(),
+                q_gain=as_f32(block.attn.q_gain), proj=block.attn.proj.weight.detach().contiguous(),
+                fc=block.fc.weight.detach().contiguous(), down=block.down.weight.detach().contiguous(),
+                attn_scale=as_f32(block.attn_scale), mlp_scale=as_f32(block.mlp_scale),
+                mix=as_f32(block.resid_mix).reshape(-1),
+            ))
+        self.skip_weights = [w.detach().to(self.dtype).float().contiguous() for w in model.skip_weights]
+        half = head_dim // 2
+        inv_freq = 1.0 / (shape.rope_base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+        angles = torch.outer(torch.arange(shape.seq_len, dtype=torch.float64), inv_freq)
+        device = model.tok_emb.weight.device
+        # The plain model rotates with tables rounded to its dtype; so does this one.
+        self.cos = angles.cos().to(self.dtype).float().reshape(-1, half).contiguous().to(device)
+        self.sin = angles.sin().to(self.dtype).float().reshape(-1, half).contiguous().to(device)
+        self.emb = model.tok_emb.weight.detach().contiguous()
+
+    # -- the kernels, one call each ---------------------------------------------------------------
+
+    def _embed(self, ids: Tensor, mix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        rows, dim = ids.numel(), self.shape.model_dim
+        x0 = torch.empty(rows, dim, dtype=self.dtype, device=ids.device)
+        mixed = torch.empty_like(x0)
+        ss = torch.empty(rows, self.parts, dtype=torch.float32, device=ids.device)
+        embed_kernel[(triton.cdiv(rows, EMBED_BLOCK_M),)](
+            ids.reshape(-1), self.emb, x0, mixed, ss, mix, rows, self.eps, D=dim, PARTS=self.parts,
+            CHUNK=SS_CHUNK, BM=EMBED_BLOCK_M, OUT_DTYPE=self.out_dtype, num_warps=8)
+        return x0, mixed, ss
+
+    def _qkv(self, x: Tensor, ss: Tensor, weight: Tensor, q_cols: int, k_cols: int, gain: Tensor,
+             rows_per_window: int, pos_offset: int) -> Tensor:
+        config = self.configs["qkv"]
+        rows, cols = x.shape[0], weight.shape[0]
+        bm, bn, bk = config.block_m, config.block_n, config.block_k
+        if q_cols % bn or k_cols % bn or cols % bn:
+            raise ValueError(f"qkv tiles of {bn} columns would straddle q ({q_cols}), k ({k_cols}) and v")
+        out = torch.empty(rows, cols, dtype=self.dtype, device=x.device)
+        qkv_kernel[_grid(rows, cols, config)](
+            _desc(x, (bm, bk)), _desc(weight, (bn, bk)), _desc(out, (bm, bn)), ss, self.cos, self.sin, gain,
+            rows, rows_per_window, pos_offset, self.eps, D=self.shape.model_dim, N=cols, Q_COLS=q_cols,
+            K_COLS=k_cols, HEAD_DIM=self.shape.head_dim, PARTS=self.parts, OUT_DTYPE=self.out_dtype,
+            **_launch_options(config))
+        return out
+
+    def _residual(self, a: Tensor, weight: Tensor, res: Tensor, scale: Tensor, *, write_ss: bool,
+                  extra: Tensor | None = None, skip: int = 0, skip_source: Tensor | None = None,
+                  skip_w: Tensor | None = None, x0: Tensor | None = None, mix: Tensor | None = None
+                  ) -> tuple[Tensor, Tensor | None]:
+        config = self.configs["residual"]
+        rows, cols = a.shape[0], weight.shape[0]
+        bm, bn, bk = config.block_m, config.block_n, config.block_k
+        out = torch.empty(rows, cols, dtype=self.dtype, device=a.device)
+        ss = torch.empty(rows, self.parts, dtype=torch.float32, device=a.device) if write_ss else scale
+        tile = lambda t: _desc(t if t is not None else out, (bm, bn))
+        residual_kernel[_grid(rows, cols, config)](
+            _desc(a, (bm, bk)), _desc(weight, (bn, bk)), tile(res), scale, tile(out), ss, tile(extra),
+            tile(skip_source), skip_w if skip_w is not None else scale, tile(x0), mix if mix is not None else scale,
+            rows, N=cols, K=a.shape[1], PARTS=self.parts, STORE_EXTRA=extra is not None, SKIP=skip,
+            MIX=mix is not None, WRITE_SS=write_ss, CHUNK=SS_CHUNK, OUT_DTYPE=self.out_dtype,
+            **_launch_options(config))
+        return out, (ss if write_ss else None)
+
+    def _relu2(self, x: Tensor, ss: Tensor, weight: Tensor) -> Tensor:
+        config = self.configs["relu2"]
+        rows, cols = x.shape[0], weight.shape[0]
+        bm, bn, bk = config.block_m, config.block_n, config.block_k
+        out = torch.empty(rows, cols, dtype=self.dtype, device=x.device)
+        relu2_kernel[_grid(rows, cols, config)](
+            _desc(x, (bm, bk)), _desc(weight, (bn, bk)), _desc(out, (bm, bn)), ss, rows, self.eps,
+            D=self.shape.model_dim, N=cols, PARTS=self.parts, OUT_DTYPE=self.out_dtype, **_launch_options(config))
+        return out
+
+    # -- the forward ------------------------------------------------------------------------------
+
+    def _attention(self, q: Tensor, kv: Tensor, batch: int, length: int, n: int) -> Tensor:
+        shape = self.shape
+        heads, kv_heads, head_dim = shape.num_heads, shape.num_kv_heads, shape.head_dim
+        q = q.view(batch, n, heads, head_dim).transpose(1, 2)
+        k = kv[:, : self.kv_dim].view(batch, length, kv_heads, head_dim).transpose(1, 2)
+        v = kv[:, self.kv_dim :].view(batch, length, kv_heads, head_dim).transpose(1, 2)
+        if n == length:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        else:  # the last n queries: query i sees keys 0 .. length - n + i
+            visible = torch.ones(n, length, dtype=torch.bool, device=q.device).tril(diagonal=length - n)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=visible, enable_gqa=True)
+        return y.transpose(1, 2).reshape(batch * n, heads * head_dim)
+
+    def forward_logits(self, input_ids: Tensor, last_n: int | None = None) -> Tensor:
+        batch, length = input_ids.shape
+        if length > self.shape.seq_len:
+            raise ValueError(f"windows of {length} tokens exceed the model's {self.shape.seq_len}")
+        n = length if last_n is None else last_n
+        dim, blocks = self.shape.model_dim, self.blocks
+        num_encoder = self.model.num_encoder
+        x0, x, ss = self._embed(input_ids, blocks[0]["mix"])
+        skips: list[Tensor | None] = []
+        for index, params in enumerate(blocks):
+            last = index == len(blocks) - 1
+            if not last:
+                qkv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
+                y = self._attention(qkv[:, : self.q_dim], qkv[:, self.q_dim :], batch, length, length)
+                residual, rows_x = x, x
+            else:
+                kv = self._qkv(x, ss, params["qkv"][self.q_dim :], 0, self.kv_dim, params["q_gain"], length, 0)
+                rows_x = x.view(batch, length, dim)[:, length - n :].reshape(batch * n, dim)
+                rows_ss = ss.view(batch, length, self.parts)[:, length - n :].reshape(batch * n, self.parts)
+                q = self._qkv(rows_x, rows_ss, params["qkv"][: self.q_dim], self.q_dim, 0, params["q_gain"], n,
+                              length - n)
+                y = self._attention(q, kv, batch, length, n)
+                residual = rows_x
+            x_attn, ss_attn = self._residual(y, params["proj"], residual, params["attn_scale"], write_ss=True)
+            hidden = self._relu2(x_attn, ss_attn, params["fc"])
+            if last:
+                x, _ = self._residual(hidden, params["down"], x_attn, params["mlp_scale"], write_ss=False)
+                break
+            following = index + 1
+            is_source = index < num_encoder
+            pops = following >= num_encoder and len(skips) + int(is_source) > 0
+            skip_mode, skip_source = 0, None
+            if pops:
+                if is_source:  # the next block pops this block's own output
+                    skip_mode = 2
+                else:
+                    skip_mode, skip_source = 1, skips.pop()
+            store_extra = is_source and not (pops and skip_mode == 2)
+            extra = torch.empty_like(x_attn) if store_extra else None
+            x, ss = self._residual(
+                hidden, params["down"], x_attn, params["mlp_scale"], write_ss=True, extra=extra, skip=skip_mode,
+                skip_source=skip_source, skip_w=self.skip_weights[following - num_encoder] if pops else None,
+                x0=x0, mix=blocks[following]["mix"])
+            if store_extra:
+                skips.append(extra)
+        h = F.rms_norm(x, (dim,))
+        logits = F.linear(h, self.emb).float()
+        softcap = self.shape.logit_softcap
+        return (softcap * torch.tanh(logits / softcap)).view(batch, n, -1)
+
+
+def tune(fused: FusedBaselineGPT, batch: int, candidates: list[TileConfig]) -> dict[str, dict[str, float]]:
+    """Time every candidate for each kernel at this batch on the device (median of do_bench) and keep
+    the fastest in `fused.configs`; returns {kernel: {config: milliseconds}}."""
+    from triton.testing import do_bench
+
+    shape, device = fused.shape, fused.emb.device
+    rows = batch * shape.seq_len
+    ids = torch.randint(0, shape.vocab_size, (batch, shape.seq_len), device=device)
+    params = fused.blocks[1]
+    x0, x, ss = fused._embed(ids, params["mix"])
+    hidden = torch.randn(rows, params["fc"].shape[0], device=device, dtype=fused.dtype).abs_()
+    runs = {
+        "qkv": lambda: fused._qkv(x, ss, params["qkv"], fused.q_dim, fused.kv_dim, params["q_gain"], shape.seq_len, 0),
+        "residual": lambda: fused._residual(hidden, params["down"], x, params["mlp_scale"], write_ss=True, x0=x0,
+                                            mix=params["mix"]),
+        "relu2": lambda: fused._relu2(x, ss, params["fc"]),
+    }
+    # The bare product of each shape through cuBLAS: what the epilogues cost on top of a product.
+    products = {"qkv": (x, params["qkv"]), "residual": (hidden, params["down"]), "relu2": (x, params["fc"])}
+    timings: dict[str, dict[str, float]] = {}
+    for name, run in runs.items():
+        a, w = products[name]
+        timings[name] = {"cublas_product_only": do_bench(lambda: F.linear(a, w), warmup=25, rep=100, return_mode="median")}
+        best = None
+        for config in candidates:
+            fused.configs[name] = config
+            try:
+                ms = do_bench(run, warmup=25, rep=100, return_mode="median")
+            except Exception as error:  # a config the compiler rejects (shared memory, registers)
+                timings[name][str(config)] = float("nan")
+                print(f"  {name} {config}: failed ({type(error).__name__}: {str(error)[:80]})")
+                continue
+            timings[name][str(config)] = ms
+            print(f"  {name:>8} {config}: {ms:.3f} ms (cuBLAS product alone {timings[name]['cublas_product_only']:.3f})")
+            if best is None or ms < best[0]:
+                best = (ms, config)
+        if best is None:
+            raise RuntimeError(f"no tile configuration compiled for the {name} kernel")
+        fused.configs[name] = best[1]
+    return timings
+
+
+def tune_candidates() -> list[TileConfig]:
+    return [TileConfig(*values) for values in (
+        (128, 128, 64, 8, 3), (128, 128, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3),
+        (128, 128, 128, 8, 3), (256, 128, 64, 8, 3), (64, 256, 64, 4, 3))]
+
+
+def gemm_flops(shape, rows: int) -> float:
+    """FLOPs of the four products of one full block over `rows` positions."""
+    dim, kv_dim, hidden = shape.model_dim, shape.num_kv_heads * shape.head_dim, shape.mlp_mult * shape.model_dim
+    return 2 * rows * (dim * (dim + 2 * kv_dim) + dim * dim + 2 * dim * hidden)
+
+
+__all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "tune", "tune_candidates", "rope_pair_order", "gemm_flops"]
