@@ -1,0 +1,173 @@
+"""bench/fused_model.py computes the baseline-shaped model's function: from the same weights its logits
+are as close to the float64 model's as the plain model's in the same storage dtype, for full windows,
+the last-n path, windows shorter than the model's length and row counts that no tile divides.
+
+On the CPU the kernels run under Triton's interpreter (TRITON_INTERPRET=1, float16: the interpreter
+cannot load bfloat16); on CUDA (`pytest -m gpu`) they run compiled, in bfloat16."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+INTERPRET = not torch.cuda.is_available()
+# Triton must see TRITON_INTERPRET before it is imported; it is set for the import and, by the fixture
+# below, for each test of this module, and left as it was for every other test.
+_before = os.environ.get("TRITON_INTERPRET")
+if INTERPRET:
+    os.environ["TRITON_INTERPRET"] = "1"
+try:
+    pytest.importorskip("triton", reason="the fused kernels need Triton (pip install -e .[test] installs it)")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
+    from fused_model import FusedBaselineGPT, TileConfig, rope_pair_order  # noqa: E402
+finally:
+    if _before is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _before
+
+
+@pytest.fixture(autouse=True)
+def interpreter(monkeypatch):
+    if INTERPRET:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+# Five blocks: two U-net sources, a decoder block that pops its predecessor's own output, one that pops
+# a stored skip, and a last block without one; every head dimension and GQA ratio 2.
+SMALL = ModelShape(vocab_size=96, num_layers=5, model_dim=128, num_heads=2, num_kv_heads=1, mlp_mult=2, seq_len=64)
+SMALL_TILES = {
+    "qkv": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
+    "residual": TileConfig(block_m=32, block_n=128, block_k=32, num_warps=4, num_stages=2),
+    "relu2": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
+}
+
+
+def randomised_model(shape: ModelShape, device: str, dtype: torch.dtype) -> BaselineShapedGPT:
+    """Random values in every parameter the plain model initialises to constants (mixes, scales, gains,
+    skip weights), so that each path of the fused kernels changes the result."""
+    model = BaselineShapedGPT(shape, seed=3)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim == 2 and "weight" in name and "skip" not in name and "mix" not in name:
+                continue
+            param.copy_(0.5 + torch.rand(param.shape, generator=generator))
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got.double() - want.double()).norm() / want.double().norm())
+
+
+WINDOWS = ((None, None), (None, 16), (-21, 5), (-21, None))  # (shorten the window by, last_n)
+
+
+def errors(fused: FusedBaselineGPT, model: BaselineShapedGPT, exact: BaselineShapedGPT, ids: torch.Tensor):
+    """Per window shape, (fused, plain) relative error of the logits against the float64 model."""
+    out = []
+    with torch.inference_mode():
+        for shorten, last_n in WINDOWS:
+            window = ids[:, : ids.shape[1] + (shorten or 0)]
+            want = exact.forward_logits(window, last_n)
+            got = fused.forward_logits(window, last_n)
+            assert got.shape == want.shape and torch.isfinite(got).all()
+            out.append((relative_error(got, want), relative_error(model.forward_logits(window, last_n), want)))
+    return out
+
+
+def setup(device: str, dtype: torch.dtype, configs, shape: ModelShape, batch: int):
+    model = randomised_model(shape, device, dtype)
+    exact = randomised_model(shape, device, torch.float64)
+    ids = torch.randint(0, shape.vocab_size, (batch, shape.seq_len), generator=torch.Generator().manual_seed(11))
+    return FusedBaselineGPT(model, configs), model, exact, ids.to(device)
+
+
+def assert_as_accurate_as_the_plain_model(device, dtype, configs=None, shape: ModelShape = SMALL, batch: int = 3):
+    """The fused forward is no further from the float64 model than the plain one in the same dtype
+    (both round differently, so neither is exact; 1.5x the plain model's error is the bound)."""
+    for (shorten, last_n), (fused_error, plain_error) in zip(WINDOWS, errors(*setup(device, dtype, configs, shape, batch))):
+        assert fused_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}: {fused_error:.2e} vs {plain_error:.2e}"
+
+
+def test_rope_pair_order_interleaves_the_two_halves():
+    assert rope_pair_order(8).tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernels compiled")
+def test_fused_forward_is_as_accurate_as_the_plain_model_in_the_interpreter():
+    assert_as_accurate_as_the_plain_model("cpu", torch.float16, configs=SMALL_TILES)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernels compiled")
+@pytest.mark.parametrize("sabotage", ["mlp_scale", "skip", "q_gain", "mix"])
+def test_a_changed_parameter_is_seen(sabotage):
+    """The bound is sharp: one block's parameter changed by 20 % breaks it."""
+    fused, model, exact, ids = setup("cpu", torch.float16, SMALL_TILES, SMALL, batch=2)
+    if sabotage == "skip":
+        fused.skip_weights[1] = fused.skip_weights[1] * 1.2
+    else:
+        block = fused.blocks[{"mlp_scale": 2, "q_gain": 1, "mix": 3}[sabotage]]
+        block[sabotage] = block[sabotage] * 1.2
+    assert any(f >= 1.5 * p for f, p in errors(fused, model, exact, ids))
+
+
+def test_qkv_tiles_must_not_straddle_q_k_and_v():
+    model = randomised_model(SMALL, "cpu", torch.float16)
+    fused = FusedBaselineGPT(model, dict(SMALL_TILES, qkv=TileConfig(block_m=32, block_n=128, block_k=32)))
+    with pytest.raises(ValueError, match="straddle"):
+        fused.forward_logits(torch.zeros(1, SMALL.seq_len, dtype=torch.long), None)
+
+
+@pytest.mark.gpu
+def test_fused_forward_is_as_accurate_as_the_plain_model_on_cuda():
+    assert_as_accurate_as_the_plain_model("cuda", torch.bfloat16, shape=ModelShape(), batch=4)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
+def test_evaluator_scores_the_fused_model_like_the_plain_one():
+    """Through harness.evaluator.evaluate (batched regular windows with last_n = stride, a first window
+    scoring everything, a shorter final one), the fused and the plain model give the same val_loss to
+    rounding, and the same token and byte counts."""
+    from harness.evaluator import evaluate
+    from evaluator_models import byte_table, random_stream
+
+    model = randomised_model(SMALL, "cpu", torch.float16)
+    fused = FusedBaselineGPT(model, SMALL_TILES)
+    stream, table = random_stream(1 + SMALL.seq_len + 9 * 16 + 5, vocab=SMALL.vocab_size), byte_table(SMALL.vocab_size)
+    options = dict(seq_len=SMALL.seq_len, stride=16, batch_tokens=4 * SMALL.seq_len)
+    plain = evaluate(model.forward_logits, stream, table, **options)
+    got = evaluate(fused.forward_logits, stream, table, **options)
+    assert (got.tokens, got.bytes, got.windows) == (plain.tokens, plain.bytes, plain.windows)
+    assert abs(got.val_loss - plain.val_loss) / plain.val_loss < 2e-3
+
+
+def test_kernels_compile_for_hopper_with_matrix_instructions_and_no_spills(tmp_path):
+    """bench/kernel_report.py compiles every kernel the forward launches for sm_90a with Triton's own
+    toolchain (no GPU needed): each compiles, no thread spills to local memory, every product runs on
+    HGMMA fed by bulk tensor copies, and all the forward's variants are there."""
+    import json
+    import subprocess
+
+    report_path = tmp_path / "kernels.json"
+    env = dict(os.environ, TRITON_CACHE_DIR=str(tmp_path / "triton-cache"))
+    env.pop("TRITON_INTERPRET", None)
+    env["TRITON_CACHE_DIR"] = str(tmp_path / "triton-cache")
+    script = Path(__file__).resolve().parents[1] / "bench" / "kernel_report.py"
+    done = subprocess.run([sys.executable, str(script), "--json", str(report_path)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    kernels = json.loads(report_path.read_text())["kernels"]
+    assert all(not k["error"] and k["spill_bytes"] == 0 for k in kernels)
+    products = [k for k in kernels if k["kernel"] != "embed_kernel"]
+    assert products and all(k["hgmma"] > 0 and k["tma_loads"] > 0 for k in products)
+    of = lambda name, *keys: {tuple(k["constexprs"][key] for key in keys) for k in kernels if k["kernel"] == name}
+    # Full blocks; the last block's keys/values for every position and queries for the scored ones.
+    assert of("qkv_kernel", "Q_COLS", "K_COLS") == {("512", "256"), ("0", "256"), ("512", "0")}
+    # No skip, a stored skip, the block's own output as the skip; a U-net source stored on the side.
+    assert {("0",), ("1",), ("2",)} == of("residual_kernel", "SKIP")
+    assert ("True", "0") in of("residual_kernel", "STORE_EXTRA", "SKIP")
