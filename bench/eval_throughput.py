@@ -12,6 +12,13 @@ do, which also compares the two scores under one compiler). It reports tokens/s,
 (62,021,632 tokens, scaled linearly from the stream measured), FLOP rates and the two results'
 relative difference, and writes bench/results/eval_throughput_<device>.json. Compilation happens on a
 short warm-up stream and is reported apart from the timed runs.
+
+With --model fused the fast path runs the same weights through bench/fused_model.py (Triton kernels
+that carry the norms, RoPE, relu² and residual work in the products' epilogues; --tune times their tile
+configurations first, --also-plain times the plain compiled model in the same call), while the naive
+loops still run the plain model, as records do:
+
+    PYTHONPATH=. python bench/eval_throughput.py --model fused --tune --also-plain --naive-compiled --repeats 2
 """
 
 from __future__ import annotations
@@ -64,9 +71,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reference-tokens", type=int, default=0,
                         help="also score this prefix with an fp32 copy of the model (naive) and compare both paths")
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of a few fast batches")
-    parser.add_argument("--model", choices=("bench", "reference"), default="bench",
-                        help="bench/baseline_model.py, or reference_train/train_gpt.py's GPT (what `harness eval` "
-                             "runs for reference artifacts: fp32 weights cast to bf16 per call), both randomly initialised")
+    parser.add_argument("--model", choices=("bench", "fused", "reference"), default="bench",
+                        help="bench/baseline_model.py; the same weights through bench/fused_model.py's Triton kernels "
+                             "(the naive loop still runs the plain model, as records do); or reference_train/train_gpt.py's "
+                             "GPT (what `harness eval` runs for reference artifacts: fp32 weights cast to bf16 per call), "
+                             "all randomly initialised")
+    parser.add_argument("--tune", action="store_true",
+                        help="with --model fused: time the tile configurations on the device first and keep the fastest")
+    parser.add_argument("--also-plain", action="store_true",
+                        help="with --model fused: also time the fast path on the plain compiled model (same weights) "
+                             "and compare the two scores")
     parser.add_argument("--matrices-bf16", action="store_true",
                         help="with --model reference: store the projection matrices in bf16 once instead of casting "
                              "the fp32 weights per call (the same values; measured on H100: no faster)")
@@ -136,10 +150,10 @@ def reference_model(shape: ModelShape, device: torch.device) -> torch.nn.Module:
     return model.to(device).eval()
 
 
-def compare_with_fp32(model, logits_fn, prefix, table, fast_args, common, args) -> dict:
+def compare_with_fp32(model, fast_fn, logits_fn, prefix, table, fast_args, common, args) -> dict:
     """Score a prefix with the fast path, the naive loop (both as timed) and the naive loop on an fp32
     copy of the same weights: how far each bf16 path is from the higher-precision number."""
-    fast = evaluate(logits_fn, prefix, table, **fast_args)
+    fast = evaluate(fast_fn, prefix, table, **fast_args)
     naive = evaluate_naive(logits_fn, prefix, table, batch_windows=args.naive_batch_windows, **common)
     exact_model = copy.deepcopy(model).float()
     matmul_precision = torch.get_float32_matmul_precision()
@@ -166,8 +180,12 @@ def main() -> int:
     device = torch.device(name)
     shape = ModelShape(seq_len=args.seq_len, fused_qkv=not args.separate_qkv)
     if args.small:
-        shape = ModelShape(vocab_size=64, num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, seq_len=args.seq_len,
-                           fused_qkv=not args.separate_qkv)
+        width = dict(model_dim=64, num_heads=4, num_kv_heads=2)
+        if args.model == "fused":  # the kernels' smallest tiles: width 128, heads of 64
+            import fused_model
+
+            width = fused_model.SMALL_MODEL_SHAPE
+        shape = ModelShape(vocab_size=64, num_layers=2, seq_len=args.seq_len, fused_qkv=not args.separate_qkv, **width)
     dtype = torch.float32 if args.small else torch.bfloat16
     if args.model == "reference":
         model, dtype = reference_model(shape, device), torch.float32
@@ -178,7 +196,17 @@ def main() -> int:
     else:
         model = BaselineShapedGPT(shape).to(device=device, dtype=dtype)
     stream, table = synthetic_inputs(args.tokens, shape.vocab_size)
-    logits_fn = model.forward_logits
+    logits_fn = model.forward_logits  # what the naive loops run: the plain model
+    fast_fn, tuning, fused = logits_fn, None, None
+    if args.model == "fused":
+        import fused_model
+
+        fused = fused_model.FusedBaselineGPT(model, fused_model.SMALL_MODEL_CONFIGS if args.small else None)
+        if args.tune and device.type == "cuda":
+            tuning = fused_model.tune(fused, args.batch_windows, fused_model.tune_candidates())
+        elif args.tune:
+            print("--tune times kernels on a CUDA device; on the CPU the default tiles stay")
+        fast_fn = fused.forward_logits
     plan = WindowPlan(len(stream), args.seq_len, args.stride)
     batch_tokens = args.batch_windows * args.seq_len
     say = print if rank == 0 else (lambda *a, **k: None)
@@ -187,28 +215,37 @@ def main() -> int:
 
     compile_mode = True if args.compile_mode == "default" else args.compile_mode
     common = dict(seq_len=args.seq_len, stride=args.stride, device=device)
-    fast_args = dict(common, batch_tokens=batch_tokens, compile=compile_mode)
+    plain_args = dict(common, batch_tokens=batch_tokens, compile=compile_mode)
+    # The fused kernels are compiled by Triton; torch.compile has nothing left to fuse around them.
+    fast_args = dict(plain_args, compile=False) if fused is not None else plain_args
     warmup_tokens = min(len(stream), args.seq_len + 3 * args.batch_windows * args.stride + 7)
-    start = time.perf_counter()
-    evaluate(logits_fn, stream[:warmup_tokens], table, **fast_args)
-    synchronize(device)
-    compile_s = time.perf_counter() - start
-    say(f"compile + warm-up ({args.compile_mode}): {compile_s:.1f} s")
 
-    fast_runs = []
-    for repeat in range(args.repeats):
-        fast_runs.append(evaluate(logits_fn, stream, table, **fast_args))
-        say(f"fast run {repeat + 1}: {fast_runs[-1].wall_s:.2f} s, val_loss {fast_runs[-1].val_loss:.8f}")
+    def timed_fast_runs(fn, run_args, label):
+        start = time.perf_counter()
+        evaluate(fn, stream[:warmup_tokens], table, **run_args)
+        synchronize(device)
+        warmup_s = time.perf_counter() - start
+        say(f"{label}: compile + warm-up: {warmup_s:.1f} s")
+        runs = []
+        for repeat in range(args.repeats):
+            runs.append(evaluate(fn, stream, table, **run_args))
+            say(f"{label} run {repeat + 1}: {runs[-1].wall_s:.2f} s, val_loss {runs[-1].val_loss:.8f}")
+        return runs, warmup_s
+
+    fast_runs, compile_s = timed_fast_runs(fast_fn, fast_args, f"fast path ({args.model} model)")
     fast = fast_runs[0]  # every run scores the same tokens; only the time differs
     fast_wall_s = statistics.median(r.wall_s for r in fast_runs)
+    plain_runs = None
+    if fused is not None and args.also_plain:
+        plain_runs, _ = timed_fast_runs(logits_fn, plain_args, "fast path (plain model, compiled)")
     kernels = []
     if args.profile and device.type == "cuda" and rank == 0:
-        kernels = profile_kernels(lambda: evaluate(logits_fn, stream[:warmup_tokens], table, **fast_args))
+        kernels = profile_kernels(lambda: evaluate(fast_fn, stream[:warmup_tokens], table, **fast_args))
         for name, share in kernels[:25]:
             say(f"  {100 * share:5.1f}%  {name[:110]}")
     eager = None
     if args.eager_too:
-        eager = evaluate(logits_fn, stream, table, **dict(fast_args, compile=False))
+        eager = evaluate(logits_fn, stream, table, **dict(plain_args, compile=False))
         say(f"fast path without compile: {eager.wall_s:.2f} s, val_loss {eager.val_loss:.8f}")
     naive = None
     if not args.no_naive and world_size == 1:
@@ -223,7 +260,8 @@ def main() -> int:
         say(f"naive loop, compiled (second pass): {naive_compiled.wall_s:.2f} s, val_loss {naive_compiled.val_loss:.8f}")
     reference = None
     if args.reference_tokens and world_size == 1:
-        reference = compare_with_fp32(model, logits_fn, stream[: args.reference_tokens], table, fast_args, common, args)
+        reference = compare_with_fp32(model, fast_fn, logits_fn, stream[: args.reference_tokens], table, fast_args,
+                                      common, args)
         say(f"fp32 reference on {args.reference_tokens:,} tokens: {reference}")
 
     scale = (SPLIT_TOKENS - 1) / fast.tokens
@@ -248,11 +286,26 @@ def main() -> int:
         "flop_count": "tflops: FLOPs of a full forward of every window (causal attention counted half, "
                       "output head on scored positions) over the time; tflops_executed: the FLOPs the fast "
                       "path actually runs (last block only for scored queries)",
-        "compile_mode": args.compile_mode, "model_source": args.model, "matrices_bf16": args.matrices_bf16,
+        "compile_mode": "none (Triton kernels)" if fused is not None else args.compile_mode,
+        "model_source": args.model, "matrices_bf16": args.matrices_bf16,
         "attention_kernels": [name for name, _ in kernels if re.search(r"attn|attention|fmha|flash|sdpa", name, re.I)][:4],
         "top_kernels": [[name[:120], round(share, 4)] for name, share in kernels[:12]],
         "val_loss_fast": fast.val_loss, "val_bpb_fast": fast.val_bpb,
     }
+    if fused is not None:
+        results["fused_tile_configs"] = {name: config.__dict__ for name, config in fused.configs.items()}
+        if tuning is not None:
+            results["fused_tuning_ms"] = tuning
+    if plain_runs is not None:
+        plain_wall_s = statistics.median(r.wall_s for r in plain_runs)
+        results.update({
+            "plain_model_fast_wall_s": [round(r.wall_s, 3) for r in plain_runs],
+            "plain_model_seconds_per_split": round(plain_wall_s * scale, 2),
+            "speedup_vs_plain_model": round(plain_wall_s / fast_wall_s, 3),
+            "val_loss_plain_model": plain_runs[0].val_loss,
+            "max_rel_diff_vs_plain_model": max_rel_diff((fast.val_loss, fast.val_bpb),
+                                                        (plain_runs[0].val_loss, plain_runs[0].val_bpb)),
+        })
     if eager is not None:
         results["eager_seconds_per_split"] = round(eager.wall_s * scale, 2)
         results["val_loss_eager"] = eager.val_loss
@@ -284,6 +337,7 @@ def main() -> int:
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
         for key in ("device", "seconds_per_split", "tokens_per_s", "tflops", "tflops_executed",
+                    "plain_model_seconds_per_split", "speedup_vs_plain_model", "max_rel_diff_vs_plain_model",
                     "eager_seconds_per_split", "naive_seconds_per_split", "speedup_vs_naive", "max_rel_diff",
                     "naive_compiled_seconds_per_split", "speedup_vs_compiled_naive", "max_rel_diff_vs_compiled_naive",
                     "fp32_reference", "attention_kernels"):

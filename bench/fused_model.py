@@ -59,6 +59,13 @@ CONFIGS: dict[str, TileConfig] = {
     "qkv": TileConfig(), "residual": TileConfig(), "relu2": TileConfig(),
 }
 EMBED_BLOCK_M = 16
+# Tiles for small models (width 128, one KV head of 64): CPU checks under the interpreter.
+SMALL_MODEL_CONFIGS: dict[str, TileConfig] = {
+    "qkv": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
+    "residual": TileConfig(block_m=32, block_n=128, block_k=32, num_warps=4, num_stages=2),
+    "relu2": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
+}
+SMALL_MODEL_SHAPE = dict(model_dim=128, num_heads=2, num_kv_heads=1)
 
 
 def _tl_dtype(dtype: torch.dtype):
@@ -201,6 +208,8 @@ def _launch_options(config: TileConfig) -> dict:
 
 
 def _grid(rows: int, cols: int, config: TileConfig) -> tuple[int]:
+    if cols % config.block_n:  # the kernels take N // BN column tiles: a remainder would be skipped
+        raise ValueError(f"{cols} output columns do not divide into tiles of {config.block_n}")
     return (triton.cdiv(rows, config.block_m) * (cols // config.block_n),)
 
 
@@ -224,8 +233,10 @@ class FusedBaselineGPT:
         # not the input dtype's, as its docstring says)
         self.eps = torch.finfo(torch.promote_types(self.dtype, torch.float32)).eps
         dim, head_dim = shape.model_dim, shape.head_dim
-        if dim % SS_CHUNK or head_dim % 2:
-            raise ValueError(f"the fused forward needs a width divisible by {SS_CHUNK} and an even head dimension")
+        power_of_two = lambda value: value > 0 and value & (value - 1) == 0  # Triton's block sizes must be
+        if not (power_of_two(dim) and dim >= SS_CHUNK and power_of_two(head_dim) and head_dim >= 16):
+            raise ValueError(f"the fused forward needs a power-of-two width of at least {SS_CHUNK} and a power-of-two "
+                             f"head dimension of at least 16, not {dim} and {head_dim}")
         self.parts = dim // SS_CHUNK
         q_dim, kv_dim = shape.num_heads * head_dim, shape.num_kv_heads * head_dim
         order = rope_pair_order(head_dim)
@@ -329,6 +340,8 @@ class FusedBaselineGPT:
         if length > self.shape.seq_len:
             raise ValueError(f"windows of {length} tokens exceed the model's {self.shape.seq_len}")
         n = length if last_n is None else last_n
+        if not 1 <= n <= length:
+            raise ValueError(f"last_n must be in [1, {length}], got {last_n}")
         dim, blocks = self.shape.model_dim, self.blocks
         num_encoder = self.model.num_encoder
         x0, x, ss = self._embed(input_ids, blocks[0]["mix"])
@@ -423,10 +436,5 @@ def tune_candidates() -> list[TileConfig]:
         (128, 128, 128, 8, 3), (256, 128, 64, 8, 3), (64, 256, 64, 4, 3))]
 
 
-def gemm_flops(shape, rows: int) -> float:
-    """FLOPs of the four products of one full block over `rows` positions."""
-    dim, kv_dim, hidden = shape.model_dim, shape.num_kv_heads * shape.head_dim, shape.mlp_mult * shape.model_dim
-    return 2 * rows * (dim * (dim + 2 * kv_dim) + dim * dim + 2 * dim * hidden)
-
-
-__all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "tune", "tune_candidates", "rope_pair_order", "gemm_flops"]
+__all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "SMALL_MODEL_CONFIGS", "SMALL_MODEL_SHAPE", "tune",
+           "tune_candidates", "rope_pair_order"]

@@ -24,7 +24,7 @@ try:
     pytest.importorskip("triton", reason="the fused kernels need Triton (pip install -e .[test] installs it)")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
-    from fused_model import FusedBaselineGPT, TileConfig, rope_pair_order  # noqa: E402
+    from fused_model import SMALL_MODEL_CONFIGS, SMALL_MODEL_SHAPE, FusedBaselineGPT, TileConfig, rope_pair_order  # noqa: E402
 finally:
     if _before is None:
         os.environ.pop("TRITON_INTERPRET", None)
@@ -39,12 +39,8 @@ def interpreter(monkeypatch):
 
 # Five blocks: two U-net sources, a decoder block that pops its predecessor's own output, one that pops
 # a stored skip, and a last block without one; every head dimension and GQA ratio 2.
-SMALL = ModelShape(vocab_size=96, num_layers=5, model_dim=128, num_heads=2, num_kv_heads=1, mlp_mult=2, seq_len=64)
-SMALL_TILES = {
-    "qkv": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
-    "residual": TileConfig(block_m=32, block_n=128, block_k=32, num_warps=4, num_stages=2),
-    "relu2": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
-}
+SMALL = ModelShape(vocab_size=96, num_layers=5, mlp_mult=2, seq_len=64, **SMALL_MODEL_SHAPE)
+SMALL_TILES = SMALL_MODEL_CONFIGS
 
 
 def randomised_model(shape: ModelShape, device: str, dtype: torch.dtype) -> BaselineShapedGPT:
@@ -171,3 +167,35 @@ def test_kernels_compile_for_hopper_with_matrix_instructions_and_no_spills(tmp_p
     # No skip, a stored skip, the block's own output as the skip; a U-net source stored on the side.
     assert {("0",), ("1",), ("2",)} == of("residual_kernel", "SKIP")
     assert ("True", "0") in of("residual_kernel", "STORE_EXTRA", "SKIP")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
+def test_throughput_bench_runs_the_fused_model(tmp_path):
+    """bench/eval_throughput.py --model fused --also-plain on the CPU (interpreter, fp32, tiny model):
+    the JSON holds both paths' times and their agreement, which in fp32 is far below bf16 rounding."""
+    import json
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(repo))
+    done = subprocess.run(
+        [sys.executable, str(repo / "bench" / "eval_throughput.py"), "--small", "--model", "fused", "--also-plain",
+         "--seq-len", "64", "--stride", "16", "--tokens", "700", "--batch-windows", "4", "--repeats", "1",
+         "--out-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (result_file,) = tmp_path.glob("eval_throughput_*_fused_model.json")
+    result = json.loads(result_file.read_text())
+    assert result["model_source"] == "fused" and result["fused_tile_configs"]["qkv"]["block_n"] == 64
+    assert result["plain_model_seconds_per_split"] > 0 and result["seconds_per_split"] > 0
+    assert result["max_rel_diff_vs_plain_model"] < 1e-6
+    assert result["max_rel_diff"] < 1e-6  # against the naive loop over the plain model
+
+
+def test_shapes_the_kernels_cannot_take_are_refused():
+    with pytest.raises(ValueError, match="power-of-two width"):
+        FusedBaselineGPT(BaselineShapedGPT(ModelShape(model_dim=384, num_heads=6, num_kv_heads=3, num_layers=1)))
+    fused = FusedBaselineGPT(randomised_model(SMALL, "cpu", torch.float16), SMALL_TILES)
+    with pytest.raises(ValueError, match="last_n"):
+        fused.forward_logits(torch.zeros(1, 8, dtype=torch.long), 9)
+    with pytest.raises(ValueError, match="exceed"):
+        fused.forward_logits(torch.zeros(1, SMALL.seq_len + 1, dtype=torch.long), None)
