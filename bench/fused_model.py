@@ -126,10 +126,13 @@ def embed_kernel(ids_ptr, emb_ptr, x0_ptr, mixed_ptr, ss_ptr, mix_ptr, M, eps,
 
 
 @triton.jit
-def qkv_kernel(a_desc, w_desc, out_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window, pos_offset,
+def qkv_kernel(a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window, pos_offset,
                eps, D: tl.constexpr, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
                HEAD_DIM: tl.constexpr, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                OUT_DTYPE: tl.constexpr):
+    """Columns [0, Q_COLS) of the product are queries, stored to q [M, Q_COLS] (time-major, as the
+    plain model's q, so that attention writes its output time-major too); the rest keys then values,
+    stored to kv [M, N - Q_COLS]."""
     off_m, off_n = _tile_index(N, BM, BN)
     rows = off_m + tl.arange(0, BM)
     acc = _tile_product(a_desc, w_desc, off_m, off_n, D, BM, BN, BK)
@@ -152,7 +155,10 @@ def qkv_kernel(a_desc, w_desc, out_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, 
             rotated_first = rotated_first * gain
             rotated_second = rotated_second * gain
         acc = tl.reshape(tl.join(rotated_first, rotated_second), (BM, BN))
-    out_desc.store([off_m, off_n], acc.to(OUT_DTYPE))
+    if off_n < Q_COLS:
+        q_desc.store([off_m, off_n], acc.to(OUT_DTYPE))
+    else:
+        kv_desc.store([off_m, off_n - Q_COLS], acc.to(OUT_DTYPE))
 
 
 @triton.jit
@@ -278,19 +284,22 @@ class FusedBaselineGPT:
         return x0, mixed, ss
 
     def _qkv(self, x: Tensor, ss: Tensor, weight: Tensor, q_cols: int, k_cols: int, gain: Tensor,
-             rows_per_window: int, pos_offset: int) -> Tensor:
+             rows_per_window: int, pos_offset: int) -> tuple[Tensor | None, Tensor | None]:
+        """(q [rows, q_cols], k and v [rows, cols - q_cols]); either is None when it has no columns."""
         config = self.configs["qkv"]
         rows, cols = x.shape[0], weight.shape[0]
         bm, bn, bk = config.block_m, config.block_n, config.block_k
         if q_cols % bn or k_cols % bn or cols % bn:
             raise ValueError(f"qkv tiles of {bn} columns would straddle q ({q_cols}), k ({k_cols}) and v")
-        out = torch.empty(rows, cols, dtype=self.dtype, device=x.device)
+        q = torch.empty(rows, q_cols, dtype=self.dtype, device=x.device) if q_cols else None
+        kv = torch.empty(rows, cols - q_cols, dtype=self.dtype, device=x.device) if cols > q_cols else None
+        q_desc, kv_desc = (_desc(t if t is not None else (q if kv is None else kv), (bm, bn)) for t in (q, kv))
         qkv_kernel[_grid(rows, cols, config)](
-            _desc(x, (bm, bk)), _desc(weight, (bn, bk)), _desc(out, (bm, bn)), ss, self.cos, self.sin, gain,
+            _desc(x, (bm, bk)), _desc(weight, (bn, bk)), q_desc, kv_desc, ss, self.cos, self.sin, gain,
             rows, rows_per_window, pos_offset, self.eps, D=self.shape.model_dim, N=cols, Q_COLS=q_cols,
             K_COLS=k_cols, HEAD_DIM=self.shape.head_dim, PARTS=self.parts, OUT_DTYPE=self.out_dtype,
             **_launch_options(config))
-        return out
+        return q, kv
 
     def _residual(self, a: Tensor, weight: Tensor, res: Tensor, scale: Tensor, *, write_ss: bool,
                   extra: Tensor | None = None, skip: int = 0, skip_source: Tensor | None = None,
@@ -349,17 +358,16 @@ class FusedBaselineGPT:
         for index, params in enumerate(blocks):
             last = index == len(blocks) - 1
             if not last:
-                qkv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
-                y = self._attention(qkv[:, : self.q_dim], qkv[:, self.q_dim :], batch, length, length)
-                residual, rows_x = x, x
-            else:
-                kv = self._qkv(x, ss, params["qkv"][self.q_dim :], 0, self.kv_dim, params["q_gain"], length, 0)
-                rows_x = x.view(batch, length, dim)[:, length - n :].reshape(batch * n, dim)
+                q, kv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
+                y = self._attention(q, kv, batch, length, length)
+                residual = x
+            else:  # keys and values for every position, queries for the last n
+                _, kv = self._qkv(x, ss, params["qkv"][self.q_dim :], 0, self.kv_dim, params["q_gain"], length, 0)
+                residual = x.view(batch, length, dim)[:, length - n :].reshape(batch * n, dim)
                 rows_ss = ss.view(batch, length, self.parts)[:, length - n :].reshape(batch * n, self.parts)
-                q = self._qkv(rows_x, rows_ss, params["qkv"][: self.q_dim], self.q_dim, 0, params["q_gain"], n,
-                              length - n)
+                q, _ = self._qkv(residual, rows_ss, params["qkv"][: self.q_dim], self.q_dim, 0, params["q_gain"], n,
+                                 length - n)
                 y = self._attention(q, kv, batch, length, n)
-                residual = rows_x
             x_attn, ss_attn = self._residual(y, params["proj"], residual, params["attn_scale"], write_ss=True)
             hidden = self._relu2(x_attn, ss_attn, params["fc"])
             if last:

@@ -242,7 +242,8 @@ def main() -> int:
     print_table(reports)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"target": "sm_90a", "triton": triton.__version__,
+        Path(args.json).write_text(json.dumps({"device": "sm_90a target, compiled offline (nothing ran on a GPU)",
+                                               "target": "sm_90a", "triton": triton.__version__,
                                                "torch": torch.__version__,
                                                "kernels": [r.__dict__ for r in reports]}, indent=2) + "\n")
     failing = [r for r in reports if r.in_use and problems(r)]
