@@ -262,13 +262,9 @@ class FusedBaselineGPT:
                 mix=as_f32(block.resid_mix).reshape(-1),
             ))
         self.skip_weights = [w.detach().to(self.dtype).float().contiguous() for w in model.skip_weights]
-        half = head_dim // 2
-        inv_freq = 1.0 / (shape.rope_base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
-        angles = torch.outer(torch.arange(shape.seq_len, dtype=torch.float64), inv_freq)
-        device = model.tok_emb.weight.device
-        # The plain model rotates with tables rounded to its dtype; so does this one.
-        self.cos = angles.cos().to(self.dtype).float().reshape(-1, half).contiguous().to(device)
-        self.sin = angles.sin().to(self.dtype).float().reshape(-1, half).contiguous().to(device)
+        # The model's own RoPE tables, rounded to its dtype as its forward rounds them.
+        self.cos = model.cos.to(self.dtype).float().contiguous()
+        self.sin = model.sin.to(self.dtype).float().contiguous()
         self.emb = model.tok_emb.weight.detach().contiguous()
 
     # -- the kernels, one call each ---------------------------------------------------------------
