@@ -30,7 +30,7 @@ the challenge's code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,7 @@ class TileConfig:
     block_k: int = 64
     num_warps: int = 8
     num_stages: int = 3
+    programs_per_sm: int = 0  # 0: one program per tile; k > 0: k persistent programs per SM (not qkv)
 
 
 # Chosen per kernel by `tune` on the device (the bench records the choice); these are the defaults.
@@ -66,6 +67,8 @@ SMALL_MODEL_CONFIGS: dict[str, TileConfig] = {
     "relu2": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
 }
 SMALL_MODEL_SHAPE = dict(model_dim=128, num_heads=2, num_kv_heads=1)
+SMALL_MODEL_PERSISTENT_CONFIGS = {name: replace(config, programs_per_sm=int(name != "qkv"))
+                                  for name, config in SMALL_MODEL_CONFIGS.items()}
 
 
 def _tl_dtype(dtype: torch.dtype):
@@ -100,11 +103,14 @@ def _store_sum_squares(ss_ptr, values, rows, M, off_n, PARTS: tl.constexpr, BM: 
 
 
 @triton.jit
-def _tile_index(N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
-    # Consecutive programs take the N tiles of one row block: its A rows are read from L2, not HBM.
-    pid = tl.program_id(0)
-    num_n = N // BN
-    return (pid // num_n) * BM, (pid % num_n) * BN
+def _tile_offsets(tile, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    # Consecutive tiles are the N tiles of one row block: its A rows are read from L2, not HBM.
+    return (tile // (N // BN)) * BM, (tile % (N // BN)) * BN
+
+
+@triton.jit
+def _tiles(M, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    return tl.cdiv(M, BM) * (N // BN)
 
 
 @triton.jit
@@ -126,14 +132,14 @@ def embed_kernel(ids_ptr, emb_ptr, x0_ptr, mixed_ptr, ss_ptr, mix_ptr, M, eps,
 
 
 @triton.jit
-def qkv_kernel(a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window, pos_offset,
-               eps, D: tl.constexpr, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
-               HEAD_DIM: tl.constexpr, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-               OUT_DTYPE: tl.constexpr):
+def _qkv_tile(tile, a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window,
+              pos_offset, eps, D: tl.constexpr, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
+              HEAD_DIM: tl.constexpr, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+              OUT_DTYPE: tl.constexpr):
     """Columns [0, Q_COLS) of the product are queries, stored to q [M, Q_COLS] (time-major, as the
     plain model's q, so that attention writes its output time-major too); the rest keys then values,
     stored to kv [M, N - Q_COLS]."""
-    off_m, off_n = _tile_index(N, BM, BN)
+    off_m, off_n = _tile_offsets(tile, N, BM, BN)
     rows = off_m + tl.arange(0, BM)
     acc = _tile_product(a_desc, w_desc, off_m, off_n, D, BM, BN, BK)
     # The block's input RMSNorm, as a row scale on the product; rounded where the model stores q, k, v.
@@ -148,29 +154,28 @@ def qkv_kernel(a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_p
         j = tl.arange(0, HALF)
         cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :], mask=rows[:, None] < M, other=0.0)[:, None, :]
         sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :], mask=rows[:, None] < M, other=0.0)[:, None, :]
-        rotated_first = first * cos + second * sin
-        rotated_second = second * cos - first * sin
+        # The query gain on query tiles; 1 on key tiles.
+        heads_here = off_n // HEAD_DIM + tl.arange(0, HEADS)
+        gain = tl.load(gain_ptr + heads_here, mask=heads_here < Q_COLS // HEAD_DIM, other=1.0)[None, :, None]
+        rotated = tl.join((first * cos + second * sin) * gain, (second * cos - first * sin) * gain)
+        rotated = tl.reshape(rotated, (BM, BN)).to(OUT_DTYPE)
         if off_n < Q_COLS:
-            gain = tl.load(gain_ptr + off_n // HEAD_DIM + tl.arange(0, HEADS))[None, :, None]
-            rotated_first = rotated_first * gain
-            rotated_second = rotated_second * gain
-        acc = tl.reshape(tl.join(rotated_first, rotated_second), (BM, BN))
-    if off_n < Q_COLS:
-        q_desc.store([off_m, off_n], acc.to(OUT_DTYPE))
+            q_desc.store([off_m, off_n], rotated)
+        else:
+            kv_desc.store([off_m, off_n - Q_COLS], rotated)
     else:
         kv_desc.store([off_m, off_n - Q_COLS], acc.to(OUT_DTYPE))
 
 
 @triton.jit
-def residual_kernel(a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc, skip_w_ptr,
-                    x0_desc, mix_ptr, M, N: tl.constexpr, K: tl.constexpr, PARTS: tl.constexpr,
-                    STORE_EXTRA: tl.constexpr, SKIP: tl.constexpr, MIX: tl.constexpr, WRITE_SS: tl.constexpr,
-                    CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                    OUT_DTYPE: tl.constexpr):
+def _residual_tile(tile, a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc, skip_w_ptr,
+                   x0_desc, mix_ptr, M, N: tl.constexpr, K: tl.constexpr, PARTS: tl.constexpr,
+                   STORE_EXTRA: tl.constexpr, SKIP: tl.constexpr, MIX: tl.constexpr, WRITE_SS: tl.constexpr,
+                   CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr):
     """x = res + scale * (a @ W^T); with STORE_EXTRA, x is also stored to extra (a U-net skip source);
     with SKIP (1: from skip, 2: x itself) x += skip_w * skip; with MIX, x = mix0 * x + mix1 * x0;
     then out = x and, with WRITE_SS, its per-row partial sums of squares."""
-    off_m, off_n = _tile_index(N, BM, BN)
+    off_m, off_n = _tile_offsets(tile, N, BM, BN)
     rows = off_m + tl.arange(0, BM)
     cols = off_n + tl.arange(0, BN)
     product = _tile_product(a_desc, w_desc, off_m, off_n, K, BM, BN, BK).to(OUT_DTYPE).to(tl.float32)
@@ -194,9 +199,9 @@ def residual_kernel(a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra
 
 
 @triton.jit
-def relu2_kernel(a_desc, w_desc, out_desc, ss_ptr, M, eps, D: tl.constexpr, N: tl.constexpr, PARTS: tl.constexpr,
-                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr):
-    off_m, off_n = _tile_index(N, BM, BN)
+def _relu2_tile(tile, a_desc, w_desc, out_desc, ss_ptr, M, eps, D: tl.constexpr, N: tl.constexpr,
+                PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    off_m, off_n = _tile_offsets(tile, N, BM, BN)
     rows = off_m + tl.arange(0, BM)
     acc = _tile_product(a_desc, w_desc, off_m, off_n, D, BM, BN, BK)
     h = (acc * _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)[:, None]).to(OUT_DTYPE).to(tl.float32)
@@ -204,19 +209,77 @@ def relu2_kernel(a_desc, w_desc, out_desc, ss_ptr, M, eps, D: tl.constexpr, N: t
     out_desc.store([off_m, off_n], (h * h).to(OUT_DTYPE))
 
 
+# The kernels: one tile per program, or (PERSISTENT, where the compiler takes it) one program per SM
+# share walking the tiles, so that the pipeliner can load the next tile's operands while this tile's
+# epilogue runs.
+
+@triton.jit
+def qkv_kernel(a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window, pos_offset,
+               eps, D: tl.constexpr, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
+               HEAD_DIM: tl.constexpr, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+               OUT_DTYPE: tl.constexpr):
+    # One tile per program only: Triton 3.6 cannot flatten a persistent loop around this epilogue's
+    # branches (TritonGPUFuseNestedLoops fails; bench/kernel_report.py --candidates shows it).
+    _qkv_tile(tl.program_id(0), a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M,
+              rows_per_window, pos_offset, eps, D, N, Q_COLS, K_COLS, HEAD_DIM, PARTS, BM, BN, BK, OUT_DTYPE)
+
+
+@triton.jit
+def residual_kernel(a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc, skip_w_ptr,
+                    x0_desc, mix_ptr, M, N: tl.constexpr, K: tl.constexpr, PARTS: tl.constexpr,
+                    STORE_EXTRA: tl.constexpr, SKIP: tl.constexpr, MIX: tl.constexpr, WRITE_SS: tl.constexpr,
+                    CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                    OUT_DTYPE: tl.constexpr, PERSISTENT: tl.constexpr):
+    if PERSISTENT:
+        for tile in tl.range(tl.program_id(0), _tiles(M, N, BM, BN), tl.num_programs(0), flatten=True):
+            _residual_tile(tile, a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc,
+                           skip_w_ptr, x0_desc, mix_ptr, M, N, K, PARTS, STORE_EXTRA, SKIP, MIX, WRITE_SS, CHUNK, BM,
+                           BN, BK, OUT_DTYPE)
+    else:
+        _residual_tile(tl.program_id(0), a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc,
+                       skip_w_ptr, x0_desc, mix_ptr, M, N, K, PARTS, STORE_EXTRA, SKIP, MIX, WRITE_SS, CHUNK, BM, BN,
+                       BK, OUT_DTYPE)
+
+
+@triton.jit
+def relu2_kernel(a_desc, w_desc, out_desc, ss_ptr, M, eps, D: tl.constexpr, N: tl.constexpr, PARTS: tl.constexpr,
+                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr,
+                 PERSISTENT: tl.constexpr):
+    if PERSISTENT:
+        for tile in tl.range(tl.program_id(0), _tiles(M, N, BM, BN), tl.num_programs(0), flatten=True):
+            _relu2_tile(tile, a_desc, w_desc, out_desc, ss_ptr, M, eps, D, N, PARTS, BM, BN, BK, OUT_DTYPE)
+    else:
+        _relu2_tile(tl.program_id(0), a_desc, w_desc, out_desc, ss_ptr, M, eps, D, N, PARTS, BM, BN, BK, OUT_DTYPE)
+
+
 def _desc(t: Tensor, block: tuple[int, int]) -> TensorDescriptor:
     return TensorDescriptor.from_tensor(t, list(block))
 
 
-def _launch_options(config: TileConfig) -> dict:
-    return dict(BM=config.block_m, BN=config.block_n, BK=config.block_k,
-                num_warps=config.num_warps, num_stages=config.num_stages)
+def _launch_options(config: TileConfig, persistent_mode: bool = True) -> dict:
+    options = dict(BM=config.block_m, BN=config.block_n, BK=config.block_k, num_warps=config.num_warps,
+                   num_stages=config.num_stages)
+    if persistent_mode:
+        options["PERSISTENT"] = config.programs_per_sm > 0
+    return options
 
 
-def _grid(rows: int, cols: int, config: TileConfig) -> tuple[int]:
+def _grid(rows: int, cols: int, config: TileConfig, device: torch.device) -> tuple[int]:
     if cols % config.block_n:  # the kernels take N // BN column tiles: a remainder would be skipped
         raise ValueError(f"{cols} output columns do not divide into tiles of {config.block_n}")
-    return (triton.cdiv(rows, config.block_m) * (cols // config.block_n),)
+    tiles = triton.cdiv(rows, config.block_m) * (cols // config.block_n)
+    if not config.programs_per_sm:
+        return (tiles,)
+    return (min(tiles, config.programs_per_sm * _processor_count(device)),)
+
+
+def _processor_count(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return INTERPRETER_PROCESSORS
+
+
+INTERPRETER_PROCESSORS = 2  # on the CPU (interpreter): few programs, so each walks several tiles
 
 
 def rope_pair_order(head_dim: int) -> Tensor:
@@ -283,6 +346,8 @@ class FusedBaselineGPT:
              rows_per_window: int, pos_offset: int) -> tuple[Tensor | None, Tensor | None]:
         """(q [rows, q_cols], k and v [rows, cols - q_cols]); either is None when it has no columns."""
         config = self.configs["qkv"]
+        if config.programs_per_sm:
+            raise ValueError("the qkv kernel runs one tile per program (see qkv_kernel)")
         rows, cols = x.shape[0], weight.shape[0]
         bm, bn, bk = config.block_m, config.block_n, config.block_k
         if q_cols % bn or k_cols % bn or cols % bn:
@@ -290,11 +355,11 @@ class FusedBaselineGPT:
         q = torch.empty(rows, q_cols, dtype=self.dtype, device=x.device) if q_cols else None
         kv = torch.empty(rows, cols - q_cols, dtype=self.dtype, device=x.device) if cols > q_cols else None
         q_desc, kv_desc = (_desc(t if t is not None else (q if kv is None else kv), (bm, bn)) for t in (q, kv))
-        qkv_kernel[_grid(rows, cols, config)](
+        qkv_kernel[_grid(rows, cols, config, x.device)](
             _desc(x, (bm, bk)), _desc(weight, (bn, bk)), q_desc, kv_desc, ss, self.cos, self.sin, gain,
             rows, rows_per_window, pos_offset, self.eps, D=self.shape.model_dim, N=cols, Q_COLS=q_cols,
             K_COLS=k_cols, HEAD_DIM=self.shape.head_dim, PARTS=self.parts, OUT_DTYPE=self.out_dtype,
-            **_launch_options(config))
+            **_launch_options(config, persistent_mode=False))
         return q, kv
 
     def _residual(self, a: Tensor, weight: Tensor, res: Tensor, scale: Tensor, *, write_ss: bool,
@@ -307,7 +372,7 @@ class FusedBaselineGPT:
         out = torch.empty(rows, cols, dtype=self.dtype, device=a.device)
         ss = torch.empty(rows, self.parts, dtype=torch.float32, device=a.device) if write_ss else scale
         tile = lambda t: _desc(t if t is not None else out, (bm, bn))
-        residual_kernel[_grid(rows, cols, config)](
+        residual_kernel[_grid(rows, cols, config, a.device)](
             _desc(a, (bm, bk)), _desc(weight, (bn, bk)), tile(res), scale, tile(out), ss, tile(extra),
             tile(skip_source), skip_w if skip_w is not None else scale, tile(x0), mix if mix is not None else scale,
             rows, N=cols, K=a.shape[1], PARTS=self.parts, STORE_EXTRA=extra is not None, SKIP=skip,
@@ -320,7 +385,7 @@ class FusedBaselineGPT:
         rows, cols = x.shape[0], weight.shape[0]
         bm, bn, bk = config.block_m, config.block_n, config.block_k
         out = torch.empty(rows, cols, dtype=self.dtype, device=x.device)
-        relu2_kernel[_grid(rows, cols, config)](
+        relu2_kernel[_grid(rows, cols, config, x.device)](
             _desc(x, (bm, bk)), _desc(weight, (bn, bk)), _desc(out, (bm, bn)), ss, rows, self.eps,
             D=self.shape.model_dim, N=cols, PARTS=self.parts, OUT_DTYPE=self.out_dtype, **_launch_options(config))
         return out
@@ -417,6 +482,8 @@ def tune(fused: FusedBaselineGPT, batch: int, candidates: list[TileConfig]) -> d
         timings[name] = {"cublas_product_only": do_bench(lambda: F.linear(a, w), warmup=25, rep=100, return_mode="median")}
         best = None
         for config in candidates:
+            if name == "qkv" and config.programs_per_sm:
+                continue
             fused.configs[name] = config
             try:
                 ms = do_bench(run, warmup=25, rep=100, return_mode="median")
@@ -437,7 +504,9 @@ def tune(fused: FusedBaselineGPT, batch: int, candidates: list[TileConfig]) -> d
 def tune_candidates() -> list[TileConfig]:
     return [TileConfig(*values) for values in (
         (128, 128, 64, 8, 3), (128, 128, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3),
-        (128, 128, 128, 8, 3), (256, 128, 64, 8, 3), (64, 256, 64, 4, 3))]
+        (128, 128, 128, 8, 3), (256, 128, 64, 8, 3), (64, 256, 64, 4, 3),
+        # persistent: the next tile's loads overlap this tile's epilogue
+        (128, 128, 64, 8, 3, 1), (128, 128, 64, 4, 3, 2), (128, 256, 64, 8, 3, 1))]
 
 
 __all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "SMALL_MODEL_CONFIGS", "SMALL_MODEL_SHAPE", "tune",

@@ -188,6 +188,10 @@ def candidate_launches(in_use: list[Launch]) -> list[Launch]:
             continue
         for config in fused_model.tune_candidates():
             constexprs = dict(launch.constexprs, BM=config.block_m, BN=config.block_n, BK=config.block_k)
+            if "PERSISTENT" in constexprs:
+                constexprs["PERSISTENT"] = config.programs_per_sm > 0
+            elif config.programs_per_sm:  # a kernel without a persistent mode
+                continue
             if launch.kernel == "qkv_kernel" and any(int(constexprs[k]) % config.block_n for k in ("Q_COLS", "K_COLS", "N")):
                 continue
             if launch.kernel == "residual_kernel" and config.block_n % fused_model.SS_CHUNK:
@@ -214,14 +218,14 @@ def print_table(reports: list[Report]) -> None:
     from rich.table import Table
 
     table = Table(title="fused kernels compiled for sm_90a")
-    for column in ("kernel", "tile (BM BN BK / warps stages)", "flags", "regs", "spill B", "shared KiB", "HGMMA",
+    for column in ("kernel", "tile (BM BN BK / warps stages)", "persistent", "flags", "regs", "spill B", "shared KiB", "HGMMA",
                    "TMA loads", "problems"):
         table.add_column(column)
     for r in reports:
         c = r.constexprs
         tile = f"{c.get('BM')} {c.get('BN', c.get('D'))} {c.get('BK', '-')} / {r.options.get('num_warps')} {r.options.get('num_stages', '-')}"
         flags = " ".join(f"{k}={c[k]}" for k in ("Q_COLS", "K_COLS", "SKIP", "MIX", "STORE_EXTRA", "WRITE_SS") if k in c)
-        table.add_row(r.kernel.removesuffix("_kernel"), tile, flags, str(r.registers), str(r.spill_bytes),
+        table.add_row(r.kernel.removesuffix("_kernel"), tile, c.get("PERSISTENT", "-"), flags, str(r.registers), str(r.spill_bytes),
                       f"{r.shared_bytes / 1024:.0f}", str(r.hgmma), str(r.tma_loads),
                       "; ".join(problems(r)) or ("ok" if r.in_use else "ok (candidate)"))
     Console(width=200).print(table)

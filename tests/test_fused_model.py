@@ -7,6 +7,7 @@ cannot load bfloat16); on CUDA (`pytest -m gpu`) they run compiled, in bfloat16.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -15,27 +16,62 @@ import pytest
 import torch
 
 INTERPRET = not torch.cuda.is_available()
-# Triton must see TRITON_INTERPRET before it is imported; it is set for the import and, by the fixture
-# below, for each test of this module, and left as it was for every other test.
-_before = os.environ.get("TRITON_INTERPRET")
-if INTERPRET:
-    os.environ["TRITON_INTERPRET"] = "1"
-try:
+
+
+@contextlib.contextmanager
+def interpreting():
+    """TRITON_INTERPRET=1 on a CPU-only machine for the block, then as it was: Triton must see it when
+    it is imported, and (3.9) when kernels are called; no other test should."""
+    before = os.environ.get("TRITON_INTERPRET")
+    if INTERPRET:
+        os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = before
+
+
+with interpreting():
     pytest.importorskip("triton", reason="the fused kernels need Triton (pip install -e .[test] installs it)")
+    import triton
+    import triton.language as tl
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
-    from fused_model import SMALL_MODEL_CONFIGS, SMALL_MODEL_SHAPE, FusedBaselineGPT, TileConfig, rope_pair_order  # noqa: E402
-finally:
-    if _before is None:
-        os.environ.pop("TRITON_INTERPRET", None)
-    else:
-        os.environ["TRITON_INTERPRET"] = _before
+    from fused_model import (SMALL_MODEL_CONFIGS, SMALL_MODEL_PERSISTENT_CONFIGS, SMALL_MODEL_SHAPE,  # noqa: E402
+                             FusedBaselineGPT, TileConfig, rope_pair_order)
+
+    @triton.jit
+    def _loop_probe(out_ptr, n):
+        for i in tl.range(tl.program_id(0), n, tl.num_programs(0)):
+            tl.store(out_ptr + i, i)
+
+
+def _interpreter_takes_runtime_loop_bounds() -> bool:
+    """Triton 3.6's interpreter turns a run-time loop bound into a 1-element array, which numpy 2
+    refuses as a range() bound (3.9's does not): the persistent kernels' tile loop needs one."""
+    if not INTERPRET:
+        return True
+    out = torch.zeros(4, dtype=torch.int32)
+    with interpreting():
+        try:
+            _loop_probe[(2,)](out, 4)
+        except Exception:
+            return False
+    return out.tolist() == [0, 1, 2, 3]
+
+
+RUNTIME_LOOPS = _interpreter_takes_runtime_loop_bounds()
 
 
 @pytest.fixture(autouse=True)
-def interpreter(monkeypatch):
-    if INTERPRET:
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
+def interpreter():
+    with interpreting():
+        yield
+
 
 # Five blocks: two U-net sources, a decoder block that pops its predecessor's own output, one that pops
 # a stored skip, and a last block without one; every head dimension and GQA ratio 2.
@@ -95,8 +131,15 @@ def test_rope_pair_order_interleaves_the_two_halves():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernels compiled")
-def test_fused_forward_is_as_accurate_as_the_plain_model_in_the_interpreter():
-    assert_as_accurate_as_the_plain_model("cpu", torch.float16, configs=SMALL_TILES)
+@pytest.mark.parametrize("configs", [
+    SMALL_MODEL_CONFIGS,
+    pytest.param(SMALL_MODEL_PERSISTENT_CONFIGS, marks=pytest.mark.skipif(
+        not RUNTIME_LOOPS, reason="this Triton's interpreter cannot run loops with run-time bounds (3.6 with numpy 2; "
+                                  "3.9 can); kernel_report still compiles the persistent kernels")),
+], ids=["tile-per-program", "persistent"])
+def test_fused_forward_is_as_accurate_as_the_plain_model_in_the_interpreter(configs):
+    """Both launch modes: a program per tile, and few programs each walking several tiles."""
+    assert_as_accurate_as_the_plain_model("cpu", torch.float16, configs=configs)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernels compiled")
@@ -120,8 +163,14 @@ def test_qkv_tiles_must_not_straddle_q_k_and_v():
 
 
 @pytest.mark.gpu
-def test_fused_forward_is_as_accurate_as_the_plain_model_on_cuda():
-    assert_as_accurate_as_the_plain_model("cuda", torch.bfloat16, shape=ModelShape(), batch=4)
+@pytest.mark.parametrize("programs_per_sm", [0, 1])
+def test_fused_forward_is_as_accurate_as_the_plain_model_on_cuda(programs_per_sm):
+    from dataclasses import replace
+
+    from fused_model import CONFIGS
+
+    configs = {name: replace(config, programs_per_sm=programs_per_sm * (name != "qkv")) for name, config in CONFIGS.items()}
+    assert_as_accurate_as_the_plain_model("cuda", torch.bfloat16, configs=configs, shape=ModelShape(), batch=4)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
