@@ -175,6 +175,8 @@ def compare_with_fp32(model, fast_fn, logits_fn, prefix, table, fast_args, commo
 
 def main() -> int:
     args = parse_args()
+    if args.model == "fused":  # Triton is needed for this model only
+        import fused_model
     # One process, or one per GPU under torchrun (NCCL on CUDA, gloo on CPU).
     name, rank, world_size = join_process_group("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -182,8 +184,6 @@ def main() -> int:
     if args.small:
         width = dict(model_dim=64, num_heads=4, num_kv_heads=2)
         if args.model == "fused":  # the kernels' smallest tiles: width 128, heads of 64
-            import fused_model
-
             width = fused_model.SMALL_MODEL_SHAPE
         shape = ModelShape(vocab_size=64, num_layers=2, seq_len=args.seq_len, fused_qkv=not args.separate_qkv, **width)
     dtype = torch.float32 if args.small else torch.bfloat16
@@ -199,8 +199,6 @@ def main() -> int:
     logits_fn = model.forward_logits  # what the naive loops run: the plain model
     fast_fn, tuning, fused = logits_fn, None, None
     if args.model == "fused":
-        import fused_model
-
         fused = fused_model.FusedBaselineGPT(model, fused_model.SMALL_MODEL_CONFIGS if args.small else None)
         if args.tune and device.type == "cuda":
             tuning = fused_model.tune(fused, args.batch_windows, fused_model.tune_candidates())

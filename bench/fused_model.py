@@ -52,7 +52,17 @@ class TileConfig:
     block_k: int = 64
     num_warps: int = 8
     num_stages: int = 3
-    programs_per_sm: int = 0  # 0: one program per tile; k > 0: k persistent programs per SM (not qkv)
+    programs_per_sm: int = 0  # 0: one program per tile; k > 0: k persistent programs per SM
+
+
+# Kernels with a persistent mode; qkv has none (see qkv_kernel).
+PERSISTENT_KERNELS = frozenset({"residual", "relu2"})
+
+
+def persistent(configs: dict[str, TileConfig], programs_per_sm: int) -> dict[str, TileConfig]:
+    """`configs` with `programs_per_sm` on every kernel that has a persistent mode."""
+    return {name: replace(config, programs_per_sm=programs_per_sm if name in PERSISTENT_KERNELS else 0)
+            for name, config in configs.items()}
 
 
 # Chosen per kernel by `tune` on the device (the bench records the choice); these are the defaults.
@@ -67,8 +77,7 @@ SMALL_MODEL_CONFIGS: dict[str, TileConfig] = {
     "relu2": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
 }
 SMALL_MODEL_SHAPE = dict(model_dim=128, num_heads=2, num_kv_heads=1)
-SMALL_MODEL_PERSISTENT_CONFIGS = {name: replace(config, programs_per_sm=int(name != "qkv"))
-                                  for name, config in SMALL_MODEL_CONFIGS.items()}
+SMALL_MODEL_PERSISTENT_CONFIGS = persistent(SMALL_MODEL_CONFIGS, 1)
 
 
 def _tl_dtype(dtype: torch.dtype):
@@ -415,7 +424,7 @@ class FusedBaselineGPT:
         dim, blocks = self.shape.model_dim, self.blocks
         num_encoder = self.model.num_encoder
         x0, x, ss = self._embed(input_ids, blocks[0]["mix"])
-        skips: list[Tensor | None] = []
+        skips: list[Tensor] = []
         for index, params in enumerate(blocks):
             last = index == len(blocks) - 1
             if not last:
@@ -436,14 +445,11 @@ class FusedBaselineGPT:
                 break
             following = index + 1
             is_source = index < num_encoder
-            pops = following >= num_encoder and len(skips) + int(is_source) > 0
-            skip_mode, skip_source = 0, None
-            if pops:
-                if is_source:  # the next block pops this block's own output
-                    skip_mode = 2
-                else:
-                    skip_mode, skip_source = 1, skips.pop()
-            store_extra = is_source and not (pops and skip_mode == 2)
+            pops = following >= num_encoder and (is_source or bool(skips))
+            # The next block pops this block's own output (2, kept in registers) or a stored one (1).
+            skip_mode = 0 if not pops else 2 if is_source else 1
+            skip_source = skips.pop() if skip_mode == 1 else None
+            store_extra = is_source and not pops
             extra = torch.empty_like(x_attn) if store_extra else None
             x, ss = self._residual(
                 hidden, params["down"], x_attn, params["mlp_scale"], write_ss=True, extra=extra, skip=skip_mode,
@@ -482,7 +488,7 @@ def tune(fused: FusedBaselineGPT, batch: int, candidates: list[TileConfig]) -> d
         timings[name] = {"cublas_product_only": do_bench(lambda: F.linear(a, w), warmup=25, rep=100, return_mode="median")}
         best = None
         for config in candidates:
-            if name == "qkv" and config.programs_per_sm:
+            if config.programs_per_sm and name not in PERSISTENT_KERNELS:
                 continue
             fused.configs[name] = config
             try:
@@ -509,5 +515,6 @@ def tune_candidates() -> list[TileConfig]:
         (128, 128, 64, 8, 3, 1), (128, 128, 64, 4, 3, 2), (128, 256, 64, 8, 3, 1))]
 
 
-__all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "SMALL_MODEL_CONFIGS", "SMALL_MODEL_SHAPE", "tune",
-           "tune_candidates", "rope_pair_order"]
+__all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "PERSISTENT_KERNELS", "SMALL_MODEL_CONFIGS",
+           "SMALL_MODEL_PERSISTENT_CONFIGS", "SMALL_MODEL_SHAPE", "persistent", "tune", "tune_candidates",
+           "rope_pair_order"]

@@ -21,7 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,6 @@ class Report:
     tma_loads: int = 0
     error: str = ""
     in_use: bool = True
-    notes: list[str] = field(default_factory=list)
 
 
 class Recorder:
@@ -133,21 +132,14 @@ def record_launches(configs: dict[str, fused_model.TileConfig] | None = None) ->
     return list(unique.values())
 
 
-def _resources(cubin: bytes) -> tuple[int, int, int]:
+def _inspect(cubin: bytes) -> tuple[str, str]:
+    """(cuobjdump's resource usage, nvdisasm's SASS) of one cubin, written to disk once."""
     with tempfile.NamedTemporaryFile(suffix=".cubin") as handle:
         handle.write(cubin)
         handle.flush()
-        usage = subprocess.run([str(TOOLS / "cuobjdump"), "-res-usage", handle.name], capture_output=True,
-                               text=True, check=True).stdout
-    number = lambda key: int(re.search(rf"{key}:(\d+)", usage).group(1))
-    return number("REG"), number("LOCAL"), number("SHARED")
-
-
-def _sass(cubin: bytes) -> str:
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as handle:
-        handle.write(cubin)
-        handle.flush()
-        return subprocess.run([str(TOOLS / "nvdisasm"), handle.name], capture_output=True, text=True, check=True).stdout
+        run = lambda *command: subprocess.run([*command, handle.name], capture_output=True, text=True,
+                                              check=True).stdout
+        return run(str(TOOLS / "cuobjdump"), "-res-usage"), run(str(TOOLS / "nvdisasm"))
 
 
 def compile_report(launch: Launch) -> Report:
@@ -159,10 +151,10 @@ def compile_report(launch: Launch) -> Report:
     except Exception as error:  # the compiler's own message is the finding
         report.error = f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:200]}"
         return report
-    cubin = compiled.asm["cubin"]
-    report.registers, report.spill_bytes, shared = _resources(cubin)
-    report.shared_bytes = max(shared, int(compiled.metadata.shared))
-    sass = _sass(cubin)
+    usage, sass = _inspect(compiled.asm["cubin"])
+    number = lambda key: int(re.search(rf"{key}:(\d+)", usage).group(1))
+    report.registers, report.spill_bytes = number("REG"), number("LOCAL")
+    report.shared_bytes = max(number("SHARED"), int(compiled.metadata.shared))
     report.hgmma = len(re.findall(r"\bHGMMA\.", sass))
     report.tma_loads = len(re.findall(r"\bUTMALDG\b", sass))
     return report
@@ -188,10 +180,10 @@ def candidate_launches(in_use: list[Launch]) -> list[Launch]:
             continue
         for config in fused_model.tune_candidates():
             constexprs = dict(launch.constexprs, BM=config.block_m, BN=config.block_n, BK=config.block_k)
+            if config.programs_per_sm and launch.kernel.removesuffix("_kernel") not in fused_model.PERSISTENT_KERNELS:
+                continue
             if "PERSISTENT" in constexprs:
                 constexprs["PERSISTENT"] = config.programs_per_sm > 0
-            elif config.programs_per_sm:  # a kernel without a persistent mode
-                continue
             if launch.kernel == "qkv_kernel" and any(int(constexprs[k]) % config.block_n for k in ("Q_COLS", "K_COLS", "N")):
                 continue
             if launch.kernel == "residual_kernel" and config.block_n % fused_model.SS_CHUNK:

@@ -41,8 +41,8 @@ with interpreting():
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
-    from fused_model import (SMALL_MODEL_CONFIGS, SMALL_MODEL_PERSISTENT_CONFIGS, SMALL_MODEL_SHAPE,  # noqa: E402
-                             FusedBaselineGPT, TileConfig, rope_pair_order)
+    from fused_model import (CONFIGS, SMALL_MODEL_CONFIGS, SMALL_MODEL_PERSISTENT_CONFIGS,  # noqa: E402
+                             SMALL_MODEL_SHAPE, FusedBaselineGPT, TileConfig, persistent, rope_pair_order)
 
     @triton.jit
     def _loop_probe(out_ptr, n):
@@ -76,7 +76,6 @@ def interpreter():
 # Five blocks: two U-net sources, a decoder block that pops its predecessor's own output, one that pops
 # a stored skip, and a last block without one; every head dimension and GQA ratio 2.
 SMALL = ModelShape(vocab_size=96, num_layers=5, mlp_mult=2, seq_len=64, **SMALL_MODEL_SHAPE)
-SMALL_TILES = SMALL_MODEL_CONFIGS
 
 
 def randomised_model(shape: ModelShape, device: str, dtype: torch.dtype) -> BaselineShapedGPT:
@@ -146,7 +145,7 @@ def test_fused_forward_is_as_accurate_as_the_plain_model_in_the_interpreter(conf
 @pytest.mark.parametrize("sabotage", ["mlp_scale", "skip", "q_gain", "mix"])
 def test_a_changed_parameter_is_seen(sabotage):
     """The bound is sharp: one block's parameter changed by 20 % breaks it."""
-    fused, model, exact, ids = setup("cpu", torch.float16, SMALL_TILES, SMALL, batch=2)
+    fused, model, exact, ids = setup("cpu", torch.float16, SMALL_MODEL_CONFIGS, SMALL, batch=2)
     if sabotage == "skip":
         fused.skip_weights[1] = fused.skip_weights[1] * 1.2
     else:
@@ -157,7 +156,7 @@ def test_a_changed_parameter_is_seen(sabotage):
 
 def test_qkv_tiles_must_not_straddle_q_k_and_v():
     model = randomised_model(SMALL, "cpu", torch.float16)
-    fused = FusedBaselineGPT(model, dict(SMALL_TILES, qkv=TileConfig(block_m=32, block_n=128, block_k=32)))
+    fused = FusedBaselineGPT(model, dict(SMALL_MODEL_CONFIGS, qkv=TileConfig(block_m=32, block_n=128, block_k=32)))
     with pytest.raises(ValueError, match="straddle"):
         fused.forward_logits(torch.zeros(1, SMALL.seq_len, dtype=torch.long), None)
 
@@ -165,11 +164,7 @@ def test_qkv_tiles_must_not_straddle_q_k_and_v():
 @pytest.mark.gpu
 @pytest.mark.parametrize("programs_per_sm", [0, 1])
 def test_fused_forward_is_as_accurate_as_the_plain_model_on_cuda(programs_per_sm):
-    from dataclasses import replace
-
-    from fused_model import CONFIGS
-
-    configs = {name: replace(config, programs_per_sm=programs_per_sm * (name != "qkv")) for name, config in CONFIGS.items()}
+    configs = persistent(CONFIGS, programs_per_sm)
     assert_as_accurate_as_the_plain_model("cuda", torch.bfloat16, configs=configs, shape=ModelShape(), batch=4)
 
 
@@ -182,7 +177,7 @@ def test_evaluator_scores_the_fused_model_like_the_plain_one():
     from evaluator_models import byte_table, random_stream
 
     model = randomised_model(SMALL, "cpu", torch.float16)
-    fused = FusedBaselineGPT(model, SMALL_TILES)
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS)
     stream, table = random_stream(1 + SMALL.seq_len + 9 * 16 + 5, vocab=SMALL.vocab_size), byte_table(SMALL.vocab_size)
     options = dict(seq_len=SMALL.seq_len, stride=16, batch_tokens=4 * SMALL.seq_len)
     plain = evaluate(model.forward_logits, stream, table, **options)
@@ -243,7 +238,7 @@ def test_throughput_bench_runs_the_fused_model(tmp_path):
 def test_shapes_the_kernels_cannot_take_are_refused():
     with pytest.raises(ValueError, match="power-of-two width"):
         FusedBaselineGPT(BaselineShapedGPT(ModelShape(model_dim=384, num_heads=6, num_kv_heads=3, num_layers=1)))
-    fused = FusedBaselineGPT(randomised_model(SMALL, "cpu", torch.float16), SMALL_TILES)
+    fused = FusedBaselineGPT(randomised_model(SMALL, "cpu", torch.float16), SMALL_MODEL_CONFIGS)
     with pytest.raises(ValueError, match="last_n"):
         fused.forward_logits(torch.zeros(1, 8, dtype=torch.long), 9)
     with pytest.raises(ValueError, match="exceed"):
