@@ -176,7 +176,11 @@ def compare_with_fp32(model, fast_fn, logits_fn, prefix, table, fast_args, commo
 def main() -> int:
     args = parse_args()
     if args.model == "fused":  # Triton is needed for this model only
-        import fused_model
+        try:
+            import fused_model
+        except ImportError as error:
+            sys.exit(f"eval_throughput.py: --model fused needs Triton ({error}); `pip install -e .[test]` or a "
+                     "CUDA build of torch brings it")
     # One process, or one per GPU under torchrun (NCCL on CUDA, gloo on CPU).
     name, rank, world_size = join_process_group("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

@@ -29,7 +29,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 os.environ.pop("TRITON_INTERPRET", None)  # the interpreter would hand us functions that cannot be compiled
 
 import torch  # noqa: E402
-import triton  # noqa: E402
+
+try:
+    import triton  # noqa: E402
+except ImportError as error:
+    sys.exit(f"kernel_report.py: needs Triton ({error}); `pip install -e .[test]` installs it")
 import triton.language as tl  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
