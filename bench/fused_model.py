@@ -53,6 +53,15 @@ class TileConfig:
     num_warps: int = 8
     num_stages: int = 3
     programs_per_sm: int = 0  # 0: one program per tile; k > 0: k persistent programs per SM
+    # When the epilogue's operands (residual, x0 and skip tiles, row scales, RoPE tables) are fetched:
+    # "none": loaded after the product; "early": loaded before it (their latency hides behind the
+    # product, at the cost of registers and shared memory); "l2": the residual kernel's tiles are
+    # prefetched into L2 before the product and loaded after it (the latency of HBM hides, no cost in
+    # registers or shared memory).
+    prefetch: str = "none"
+
+
+PREFETCH_MODES = {"none": 0, "early": 1, "l2": 2}  # the kernels' PREFETCH constant
 
 
 # Kernels with a persistent mode; qkv has none (see qkv_kernel).
@@ -65,9 +74,14 @@ def persistent(configs: dict[str, TileConfig], programs_per_sm: int) -> dict[str
             for name, config in configs.items()}
 
 
-# Chosen per kernel by `tune` on the device (the bench records the choice); these are the defaults.
+# Chosen per kernel by `tune` on the device (the bench records the choice). The defaults have the
+# lowest summed time over three tuning runs on H200s (bench/results/eval_throughput_nvidia-h200_
+# fused_model*.json); the runs disagreed on the residual kernel (128 x 128 tiles with 4 warps: 0.59 ms
+# in the first run, 0.74 in the other two; 256 x 128 with 8: 0.65, 0.68, 0.68).
 CONFIGS: dict[str, TileConfig] = {
-    "qkv": TileConfig(), "residual": TileConfig(), "relu2": TileConfig(),
+    "qkv": TileConfig(num_warps=4),
+    "residual": TileConfig(block_m=256),
+    "relu2": TileConfig(block_n=256, programs_per_sm=1),
 }
 EMBED_BLOCK_M = 16
 # Tiles for small models (width 128, one KV head of 64): CPU checks under the interpreter.
@@ -141,31 +155,51 @@ def embed_kernel(ids_ptr, emb_ptr, x0_ptr, mixed_ptr, ss_ptr, mix_ptr, M, eps,
 
 
 @triton.jit
+def _qkv_epilogue_inputs(ss_ptr, cos_ptr, sin_ptr, gain_ptr, rows, off_n, M, rows_per_window, pos_offset, eps,
+                         D: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr, HEAD_DIM: tl.constexpr,
+                         PARTS: tl.constexpr, BN: tl.constexpr):
+    """The row scale of the input RMSNorm, the RoPE tables of these rows (loaded only for q and k
+    tiles) and the query gain of this tile's heads (1 on key tiles)."""
+    HEADS: tl.constexpr = BN // HEAD_DIM
+    HALF: tl.constexpr = HEAD_DIM // 2
+    scale = _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)
+    positions = rows % rows_per_window + pos_offset
+    j = tl.arange(0, HALF)
+    rotates = (rows[:, None] < M) & (off_n < Q_COLS + K_COLS)
+    cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :], mask=rotates, other=0.0)[:, None, :]
+    sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :], mask=rotates, other=0.0)[:, None, :]
+    heads_here = off_n // HEAD_DIM + tl.arange(0, HEADS)
+    gain = tl.load(gain_ptr + heads_here, mask=heads_here < Q_COLS // HEAD_DIM, other=1.0)[None, :, None]
+    return scale, cos, sin, gain
+
+
+@triton.jit
 def _qkv_tile(tile, a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window,
               pos_offset, eps, D: tl.constexpr, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
               HEAD_DIM: tl.constexpr, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-              OUT_DTYPE: tl.constexpr):
+              OUT_DTYPE: tl.constexpr, PREFETCH: tl.constexpr):
     """Columns [0, Q_COLS) of the product are queries, stored to q [M, Q_COLS] (time-major, as the
     plain model's q, so that attention writes its output time-major too); the rest keys then values,
     stored to kv [M, N - Q_COLS]."""
     off_m, off_n = _tile_offsets(tile, N, BM, BN)
     rows = off_m + tl.arange(0, BM)
+    if PREFETCH == 1:
+        scale, cos, sin, gain = _qkv_epilogue_inputs(ss_ptr, cos_ptr, sin_ptr, gain_ptr, rows, off_n, M,
+                                                     rows_per_window, pos_offset, eps, D, Q_COLS, K_COLS,
+                                                     HEAD_DIM, PARTS, BN)
     acc = _tile_product(a_desc, w_desc, off_m, off_n, D, BM, BN, BK)
+    if PREFETCH != 1:
+        scale, cos, sin, gain = _qkv_epilogue_inputs(ss_ptr, cos_ptr, sin_ptr, gain_ptr, rows, off_n, M,
+                                                     rows_per_window, pos_offset, eps, D, Q_COLS, K_COLS,
+                                                     HEAD_DIM, PARTS, BN)
     # The block's input RMSNorm, as a row scale on the product; rounded where the model stores q, k, v.
-    acc = (acc * _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)[:, None]).to(OUT_DTYPE).to(tl.float32)
+    acc = (acc * scale[:, None]).to(OUT_DTYPE).to(tl.float32)
     if off_n < Q_COLS + K_COLS:
         HEADS: tl.constexpr = BN // HEAD_DIM
         HALF: tl.constexpr = HEAD_DIM // 2
         heads = tl.reshape(acc, (BM, HEADS, HEAD_DIM))
         heads = heads * tl.rsqrt(tl.sum(heads * heads, axis=2) / HEAD_DIM + eps)[:, :, None]
         first, second = tl.split(tl.reshape(heads, (BM, HEADS, HALF, 2)))  # columns alternate halves
-        positions = rows % rows_per_window + pos_offset
-        j = tl.arange(0, HALF)
-        cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :], mask=rows[:, None] < M, other=0.0)[:, None, :]
-        sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :], mask=rows[:, None] < M, other=0.0)[:, None, :]
-        # The query gain on query tiles; 1 on key tiles.
-        heads_here = off_n // HEAD_DIM + tl.arange(0, HEADS)
-        gain = tl.load(gain_ptr + heads_here, mask=heads_here < Q_COLS // HEAD_DIM, other=1.0)[None, :, None]
         rotated = tl.join((first * cos + second * sin) * gain, (second * cos - first * sin) * gain)
         rotated = tl.reshape(rotated, (BM, BN)).to(OUT_DTYPE)
         if off_n < Q_COLS:
@@ -177,30 +211,69 @@ def _qkv_tile(tile, a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, g
 
 
 @triton.jit
+def _prefetch_tile_l2(ptr, off_m, off_n, M, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                      DTYPE: tl.constexpr):
+    """Ask for this [BM, BN] tile of a row-major [M, N] tensor to be brought into L2: one PTX prefetch
+    per 128-byte line (rows past M are clamped to the last row). Compiled code only: the interpreter
+    cannot run inline assembly."""
+    LINE: tl.constexpr = 1024 // DTYPE.primitive_bitwidth  # elements per 128-byte line
+    rows = tl.minimum(off_m + tl.arange(0, BM), M - 1)
+    cols = off_n + tl.arange(0, BN // LINE) * LINE
+    addresses = ptr + rows[:, None] * N + cols[None, :]
+    tl.inline_asm_elementwise("prefetch.global.L2 [$1]; mov.u32 $0, 0;", "=r,l", [addresses], dtype=tl.int32,
+                              is_pure=False, pack=1)
+
+
+@triton.jit
+def _residual_epilogue_tiles(res_desc, skip_desc, x0_desc, off_m, off_n, SKIP: tl.constexpr, MIX: tl.constexpr):
+    """The residual tile, and the stored skip (SKIP 1) and x0 (MIX) tiles; the residual stands in for
+    the ones this variant does not read."""
+    res = res_desc.load([off_m, off_n])
+    skip = res
+    x0 = res
+    if MIX:
+        x0 = x0_desc.load([off_m, off_n])
+        if SKIP == 1:
+            skip = skip_desc.load([off_m, off_n])
+    return res, skip, x0
+
+
+@triton.jit
 def _residual_tile(tile, a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc, skip_w_ptr,
-                   x0_desc, mix_ptr, M, N: tl.constexpr, K: tl.constexpr, PARTS: tl.constexpr,
-                   STORE_EXTRA: tl.constexpr, SKIP: tl.constexpr, MIX: tl.constexpr, WRITE_SS: tl.constexpr,
-                   CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr):
+                   x0_desc, mix_ptr, res_ptr, x0_ptr, skip_ptr, M, N: tl.constexpr, K: tl.constexpr,
+                   PARTS: tl.constexpr, STORE_EXTRA: tl.constexpr, SKIP: tl.constexpr, MIX: tl.constexpr,
+                   WRITE_SS: tl.constexpr, CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                   OUT_DTYPE: tl.constexpr, PREFETCH: tl.constexpr):
     """x = res + scale * (a @ W^T); with STORE_EXTRA, x is also stored to extra (a U-net skip source);
     with SKIP (1: from skip, 2: x itself) x += skip_w * skip; with MIX, x = mix0 * x + mix1 * x0;
     then out = x and, with WRITE_SS, its per-row partial sums of squares."""
     off_m, off_n = _tile_offsets(tile, N, BM, BN)
     rows = off_m + tl.arange(0, BM)
     cols = off_n + tl.arange(0, BN)
+    if PREFETCH == 1:
+        res, skip, x0 = _residual_epilogue_tiles(res_desc, skip_desc, x0_desc, off_m, off_n, SKIP, MIX)
+    elif PREFETCH == 2:
+        _prefetch_tile_l2(res_ptr, off_m, off_n, M, N, BM, BN, OUT_DTYPE)
+        if MIX:
+            _prefetch_tile_l2(x0_ptr, off_m, off_n, M, N, BM, BN, OUT_DTYPE)
+            if SKIP == 1:
+                _prefetch_tile_l2(skip_ptr, off_m, off_n, M, N, BM, BN, OUT_DTYPE)
     product = _tile_product(a_desc, w_desc, off_m, off_n, K, BM, BN, BK).to(OUT_DTYPE).to(tl.float32)
-    x = res_desc.load([off_m, off_n]).to(tl.float32) + tl.load(scale_ptr + cols)[None, :] * product
+    if PREFETCH != 1:
+        res, skip, x0 = _residual_epilogue_tiles(res_desc, skip_desc, x0_desc, off_m, off_n, SKIP, MIX)
+    x = res.to(tl.float32) + tl.load(scale_ptr + cols)[None, :] * product
     x = x.to(OUT_DTYPE)
     if STORE_EXTRA:
         extra_desc.store([off_m, off_n], x)
     if MIX:
         xf = x.to(tl.float32)
         if SKIP == 1:
-            xf = (xf + tl.load(skip_w_ptr + cols)[None, :] * skip_desc.load([off_m, off_n]).to(tl.float32))
+            xf = (xf + tl.load(skip_w_ptr + cols)[None, :] * skip.to(tl.float32))
             xf = xf.to(OUT_DTYPE).to(tl.float32)
         elif SKIP == 2:
             xf = (xf + tl.load(skip_w_ptr + cols)[None, :] * xf).to(OUT_DTYPE).to(tl.float32)
-        x0 = x0_desc.load([off_m, off_n]).to(tl.float32)
-        x = (tl.load(mix_ptr + cols)[None, :] * xf + tl.load(mix_ptr + N + cols)[None, :] * x0).to(OUT_DTYPE)
+        x = (tl.load(mix_ptr + cols)[None, :] * xf + tl.load(mix_ptr + N + cols)[None, :] * x0.to(tl.float32))
+        x = x.to(OUT_DTYPE)
     out_desc.store([off_m, off_n], x)
     if WRITE_SS:
         xf = x.to(tl.float32)
@@ -209,11 +282,16 @@ def _residual_tile(tile, a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, 
 
 @triton.jit
 def _relu2_tile(tile, a_desc, w_desc, out_desc, ss_ptr, M, eps, D: tl.constexpr, N: tl.constexpr,
-                PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr):
+                PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr,
+                PREFETCH: tl.constexpr):
     off_m, off_n = _tile_offsets(tile, N, BM, BN)
     rows = off_m + tl.arange(0, BM)
+    if PREFETCH == 1:
+        scale = _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)
     acc = _tile_product(a_desc, w_desc, off_m, off_n, D, BM, BN, BK)
-    h = (acc * _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)[:, None]).to(OUT_DTYPE).to(tl.float32)
+    if PREFETCH != 1:
+        scale = _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)
+    h = (acc * scale[:, None]).to(OUT_DTYPE).to(tl.float32)
     h = tl.maximum(h, 0.0)
     out_desc.store([off_m, off_n], (h * h).to(OUT_DTYPE))
 
@@ -226,39 +304,77 @@ def _relu2_tile(tile, a_desc, w_desc, out_desc, ss_ptr, M, eps, D: tl.constexpr,
 def qkv_kernel(a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window, pos_offset,
                eps, D: tl.constexpr, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
                HEAD_DIM: tl.constexpr, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-               OUT_DTYPE: tl.constexpr):
+               OUT_DTYPE: tl.constexpr, PREFETCH: tl.constexpr):
     # One tile per program only: Triton 3.6 cannot flatten a persistent loop around this epilogue's
     # branches (TritonGPUFuseNestedLoops fails; bench/kernel_report.py --candidates shows it).
     _qkv_tile(tl.program_id(0), a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M,
-              rows_per_window, pos_offset, eps, D, N, Q_COLS, K_COLS, HEAD_DIM, PARTS, BM, BN, BK, OUT_DTYPE)
+              rows_per_window, pos_offset, eps, D, N, Q_COLS, K_COLS, HEAD_DIM, PARTS, BM, BN, BK, OUT_DTYPE,
+              PREFETCH)
 
 
 @triton.jit
 def residual_kernel(a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc, skip_w_ptr,
-                    x0_desc, mix_ptr, M, N: tl.constexpr, K: tl.constexpr, PARTS: tl.constexpr,
-                    STORE_EXTRA: tl.constexpr, SKIP: tl.constexpr, MIX: tl.constexpr, WRITE_SS: tl.constexpr,
-                    CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                    OUT_DTYPE: tl.constexpr, PERSISTENT: tl.constexpr):
+                    x0_desc, mix_ptr, res_ptr, x0_ptr, skip_ptr, M, N: tl.constexpr, K: tl.constexpr,
+                    PARTS: tl.constexpr, STORE_EXTRA: tl.constexpr, SKIP: tl.constexpr, MIX: tl.constexpr,
+                    WRITE_SS: tl.constexpr, CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                    OUT_DTYPE: tl.constexpr, PERSISTENT: tl.constexpr, PREFETCH: tl.constexpr):
     if PERSISTENT:
         for tile in tl.range(tl.program_id(0), _tiles(M, N, BM, BN), tl.num_programs(0), flatten=True):
             _residual_tile(tile, a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc,
-                           skip_w_ptr, x0_desc, mix_ptr, M, N, K, PARTS, STORE_EXTRA, SKIP, MIX, WRITE_SS, CHUNK, BM,
-                           BN, BK, OUT_DTYPE)
+                           skip_w_ptr, x0_desc, mix_ptr, res_ptr, x0_ptr, skip_ptr, M, N, K, PARTS, STORE_EXTRA, SKIP,
+                           MIX, WRITE_SS, CHUNK, BM, BN, BK, OUT_DTYPE, PREFETCH)
     else:
         _residual_tile(tl.program_id(0), a_desc, w_desc, res_desc, scale_ptr, out_desc, ss_ptr, extra_desc, skip_desc,
-                       skip_w_ptr, x0_desc, mix_ptr, M, N, K, PARTS, STORE_EXTRA, SKIP, MIX, WRITE_SS, CHUNK, BM, BN,
-                       BK, OUT_DTYPE)
+                       skip_w_ptr, x0_desc, mix_ptr, res_ptr, x0_ptr, skip_ptr, M, N, K, PARTS, STORE_EXTRA, SKIP, MIX,
+                       WRITE_SS, CHUNK, BM, BN, BK, OUT_DTYPE, PREFETCH)
 
 
 @triton.jit
 def relu2_kernel(a_desc, w_desc, out_desc, ss_ptr, M, eps, D: tl.constexpr, N: tl.constexpr, PARTS: tl.constexpr,
                  BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, OUT_DTYPE: tl.constexpr,
-                 PERSISTENT: tl.constexpr):
+                 PERSISTENT: tl.constexpr, PREFETCH: tl.constexpr):
     if PERSISTENT:
         for tile in tl.range(tl.program_id(0), _tiles(M, N, BM, BN), tl.num_programs(0), flatten=True):
-            _relu2_tile(tile, a_desc, w_desc, out_desc, ss_ptr, M, eps, D, N, PARTS, BM, BN, BK, OUT_DTYPE)
+            _relu2_tile(tile, a_desc, w_desc, out_desc, ss_ptr, M, eps, D, N, PARTS, BM, BN, BK, OUT_DTYPE, PREFETCH)
     else:
-        _relu2_tile(tl.program_id(0), a_desc, w_desc, out_desc, ss_ptr, M, eps, D, N, PARTS, BM, BN, BK, OUT_DTYPE)
+        _relu2_tile(tl.program_id(0), a_desc, w_desc, out_desc, ss_ptr, M, eps, D, N, PARTS, BM, BN, BK, OUT_DTYPE,
+                    PREFETCH)
+
+
+@triton.jit
+def product_kernel(a_desc, w_desc, out_desc, M, N: tl.constexpr, K: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                   BK: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    """The bare product out = A @ W^T on the same tiles (for `tune`: how much of a kernel's time is the
+    product and how much its epilogue)."""
+    off_m, off_n = _tile_offsets(tl.program_id(0), N, BM, BN)
+    out_desc.store([off_m, off_n], _tile_product(a_desc, w_desc, off_m, off_n, K, BM, BN, BK).to(OUT_DTYPE))
+
+
+def triton_product(a: Tensor, w: Tensor, config: TileConfig) -> Tensor:
+    rows, cols = a.shape[0], w.shape[0]
+    out = torch.empty(rows, cols, dtype=a.dtype, device=a.device)
+    product_kernel[_grid(rows, cols, replace(config, programs_per_sm=0), a.device)](
+        _desc(a, (config.block_m, config.block_k)), _desc(w, (config.block_n, config.block_k)),
+        _desc(out, (config.block_m, config.block_n)), rows, N=cols, K=a.shape[1], BM=config.block_m,
+        BN=config.block_n, BK=config.block_k, OUT_DTYPE=_tl_dtype(a.dtype), num_warps=config.num_warps,
+        num_stages=config.num_stages)
+    return out
+
+
+def applies(kernel: str, config: TileConfig) -> bool:
+    """Whether `config` is a configuration of this kernel at all (persistent mode, sums-of-squares
+    chunks); shape-dependent limits are checked at launch."""
+    if config.prefetch not in PREFETCH_MODES:
+        raise ValueError(f"prefetch must be one of {sorted(PREFETCH_MODES)}, not {config.prefetch!r}")
+    if config.programs_per_sm and kernel not in PERSISTENT_KERNELS:
+        return False
+    if config.prefetch == "l2" and kernel != "residual":  # the others' epilogue inputs are small tables
+        return False
+    # The second H200 tuning run: the persistent residual kernel with its tiles loaded early took 39-118 ms
+    # instead of 0.8 (bench/results/eval_throughput_nvidia-h200_fused_model_second_tuning.json).
+    if kernel == "residual" and config.programs_per_sm and config.prefetch == "early":
+        return False
+    return not (kernel == "residual" and config.block_n % SS_CHUNK)
 
 
 def _desc(t: Tensor, block: tuple[int, int]) -> TensorDescriptor:
@@ -266,8 +382,10 @@ def _desc(t: Tensor, block: tuple[int, int]) -> TensorDescriptor:
 
 
 def _launch_options(config: TileConfig, persistent_mode: bool = True) -> dict:
+    if config.prefetch not in PREFETCH_MODES:
+        raise ValueError(f"prefetch must be one of {sorted(PREFETCH_MODES)}, not {config.prefetch!r}")
     options = dict(BM=config.block_m, BN=config.block_n, BK=config.block_k, num_warps=config.num_warps,
-                   num_stages=config.num_stages)
+                   num_stages=config.num_stages, PREFETCH=PREFETCH_MODES[config.prefetch])
     if persistent_mode:
         options["PERSISTENT"] = config.programs_per_sm > 0
     return options
@@ -384,9 +502,9 @@ class FusedBaselineGPT:
         residual_kernel[_grid(rows, cols, config, a.device)](
             _desc(a, (bm, bk)), _desc(weight, (bn, bk)), tile(res), scale, tile(out), ss, tile(extra),
             tile(skip_source), skip_w if skip_w is not None else scale, tile(x0), mix if mix is not None else scale,
-            rows, N=cols, K=a.shape[1], PARTS=self.parts, STORE_EXTRA=extra is not None, SKIP=skip,
-            MIX=mix is not None, WRITE_SS=write_ss, CHUNK=SS_CHUNK, OUT_DTYPE=self.out_dtype,
-            **_launch_options(config))
+            res, x0 if x0 is not None else out, skip_source if skip_source is not None else out,  # for L2 prefetch
+            rows, N=cols, K=a.shape[1], PARTS=self.parts, STORE_EXTRA=extra is not None, SKIP=skip, MIX=mix is not None,
+            WRITE_SS=write_ss, CHUNK=SS_CHUNK, OUT_DTYPE=self.out_dtype, **_launch_options(config))
         return out, (ss if write_ss else None)
 
     def _relu2(self, x: Tensor, ss: Tensor, weight: Tensor) -> Tensor:
@@ -488,7 +606,7 @@ def tune(fused: FusedBaselineGPT, batch: int, candidates: list[TileConfig]) -> d
         timings[name] = {"cublas_product_only": do_bench(lambda: F.linear(a, w), warmup=25, rep=100, return_mode="median")}
         best = None
         for config in candidates:
-            if config.programs_per_sm and name not in PERSISTENT_KERNELS:
+            if not applies(name, config):
                 continue
             fused.configs[name] = config
             try:
@@ -504,17 +622,29 @@ def tune(fused: FusedBaselineGPT, batch: int, candidates: list[TileConfig]) -> d
         if best is None:
             raise RuntimeError(f"no tile configuration compiled for the {name} kernel")
         fused.configs[name] = best[1]
+        # The chosen tiles' bare product: the epilogue's cost is the difference.
+        bare = do_bench(lambda: triton_product(a, w, best[1]), warmup=25, rep=100, return_mode="median")
+        timings[name]["triton_product_only_chosen_tiles"] = bare
+        print(f"  {name:>8} chosen {best[1]}: {best[0]:.3f} ms; its bare product {bare:.3f} ms")
     return timings
 
 
 def tune_candidates() -> list[TileConfig]:
-    return [TileConfig(*values) for values in (
-        (128, 128, 64, 8, 3), (128, 128, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3),
-        (128, 128, 128, 8, 3), (256, 128, 64, 8, 3), (64, 256, 64, 4, 3),
-        # persistent: the next tile's loads overlap this tile's epilogue
-        (128, 128, 64, 8, 3, 1), (128, 128, 64, 4, 3, 2), (128, 256, 64, 8, 3, 1))]
+    """Tile shapes, each with every way of fetching the epilogue's operands (`applies` drops the pairs
+    a kernel cannot take). Two H200 runs (bench/results/eval_throughput_nvidia-h200_fused_model_
+    {first,second}_tuning.json) ruled out 4 stages, BK = 128, a 64-row tile with 256 columns, and two
+    4-warp persistent programs per SM (0.7-0.9 ms where the best took 0.53-0.68); what is left is the
+    best two or three of every kernel there, plus 256-row tiles at 2 stages (96 KiB of shared memory
+    instead of 144: two programs per SM). The third run (..._third_tuning.json) found neither those nor
+    the L2 prefetch faster on its H200; they stay candidates for GPUs with other memory systems."""
+    shapes = (
+        (128, 128, 64, 8, 3), (128, 128, 64, 4, 3), (128, 256, 64, 8, 3), (256, 128, 64, 8, 3),
+        (256, 128, 64, 8, 2), (128, 128, 64, 4, 2), (128, 64, 64, 4, 3),
+        # persistent: the next tile's loads can overlap this tile's epilogue
+        (128, 128, 64, 8, 3, 1), (128, 256, 64, 8, 3, 1))
+    return [TileConfig(*values, prefetch=prefetch) for values in shapes for prefetch in PREFETCH_MODES]
 
 
-__all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "PERSISTENT_KERNELS", "SMALL_MODEL_CONFIGS",
-           "SMALL_MODEL_PERSISTENT_CONFIGS", "SMALL_MODEL_SHAPE", "persistent", "tune", "tune_candidates",
-           "rope_pair_order"]
+__all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "PERSISTENT_KERNELS", "PREFETCH_MODES",
+           "SMALL_MODEL_CONFIGS", "SMALL_MODEL_PERSISTENT_CONFIGS", "SMALL_MODEL_SHAPE", "applies", "persistent",
+           "triton_product", "tune", "tune_candidates", "rope_pair_order"]

@@ -183,14 +183,13 @@ def candidate_launches(in_use: list[Launch]) -> list[Launch]:
         if launch.kernel not in PRODUCT_KERNELS:
             continue
         for config in fused_model.tune_candidates():
-            constexprs = dict(launch.constexprs, BM=config.block_m, BN=config.block_n, BK=config.block_k)
-            if config.programs_per_sm and launch.kernel.removesuffix("_kernel") not in fused_model.PERSISTENT_KERNELS:
+            constexprs = dict(launch.constexprs, BM=config.block_m, BN=config.block_n, BK=config.block_k,
+                              PREFETCH=fused_model.PREFETCH_MODES[config.prefetch])
+            if not fused_model.applies(launch.kernel.removesuffix("_kernel"), config):
                 continue
             if "PERSISTENT" in constexprs:
                 constexprs["PERSISTENT"] = config.programs_per_sm > 0
             if launch.kernel == "qkv_kernel" and any(int(constexprs[k]) % config.block_n for k in ("Q_COLS", "K_COLS", "N")):
-                continue
-            if launch.kernel == "residual_kernel" and config.block_n % fused_model.SS_CHUNK:
                 continue
             signature = dict(launch.signature)
             for name, value in signature.items():  # descriptors take the candidate's block shapes
@@ -220,7 +219,8 @@ def print_table(reports: list[Report]) -> None:
     for r in reports:
         c = r.constexprs
         tile = f"{c.get('BM')} {c.get('BN', c.get('D'))} {c.get('BK', '-')} / {r.options.get('num_warps')} {r.options.get('num_stages', '-')}"
-        flags = " ".join(f"{k}={c[k]}" for k in ("Q_COLS", "K_COLS", "SKIP", "MIX", "STORE_EXTRA", "WRITE_SS") if k in c)
+        flag_names = ("Q_COLS", "K_COLS", "SKIP", "MIX", "STORE_EXTRA", "WRITE_SS", "PREFETCH")
+        flags = " ".join(f"{k}={c[k]}" for k in flag_names if k in c)
         table.add_row(r.kernel.removesuffix("_kernel"), tile, c.get("PERSISTENT", "-"), flags, str(r.registers), str(r.spill_bytes),
                       f"{r.shared_bytes / 1024:.0f}", str(r.hgmma), str(r.tma_loads),
                       "; ".join(problems(r)) or ("ok" if r.in_use else "ok (candidate)"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ with interpreting():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
     from fused_model import (CONFIGS, SMALL_MODEL_CONFIGS, SMALL_MODEL_PERSISTENT_CONFIGS,  # noqa: E402
-                             SMALL_MODEL_SHAPE, FusedBaselineGPT, TileConfig, persistent, rope_pair_order)
+                             SMALL_MODEL_SHAPE, FusedBaselineGPT, TileConfig, applies, persistent, rope_pair_order,
+                             triton_product)
 
     @triton.jit
     def _loop_probe(out_ptr, n):
@@ -135,9 +137,11 @@ def test_rope_pair_order_interleaves_the_two_halves():
     pytest.param(SMALL_MODEL_PERSISTENT_CONFIGS, marks=pytest.mark.skipif(
         not RUNTIME_LOOPS, reason="this Triton's interpreter cannot run loops with run-time bounds (3.6 with numpy 2; "
                                   "3.9 can); kernel_report still compiles the persistent kernels")),
-], ids=["tile-per-program", "persistent"])
+    {name: replace(config, prefetch="early") for name, config in SMALL_MODEL_CONFIGS.items()},
+], ids=["tile-per-program", "persistent", "early-epilogue-loads"])
 def test_fused_forward_is_as_accurate_as_the_plain_model_in_the_interpreter(configs):
-    """Both launch modes: a program per tile, and few programs each walking several tiles."""
+    """Both launch modes: a program per tile, and few programs each walking several tiles; and the
+    epilogue's operands loaded before the product."""
     assert_as_accurate_as_the_plain_model("cpu", torch.float16, configs=configs)
 
 
@@ -161,10 +165,36 @@ def test_qkv_tiles_must_not_straddle_q_k_and_v():
         fused.forward_logits(torch.zeros(1, SMALL.seq_len, dtype=torch.long), None)
 
 
+def test_tile_configurations_a_kernel_cannot_take_are_not_tuned():
+    assert applies("residual", TileConfig(programs_per_sm=1)) and not applies("qkv", TileConfig(programs_per_sm=1))
+    # the residual kernel's sums of squares come in chunks of 128 columns
+    assert applies("relu2", TileConfig(block_n=64)) and not applies("residual", TileConfig(block_n=64))
+    # only the residual kernel has tiles to prefetch into L2
+    assert applies("residual", TileConfig(prefetch="l2")) and not applies("qkv", TileConfig(prefetch="l2"))
+    with pytest.raises(ValueError, match="prefetch must be one of"):
+        applies("qkv", TileConfig(prefetch="yes"))
+
+
+def test_the_bare_product_kernel_computes_a_times_w_transposed():
+    generator = torch.Generator().manual_seed(5)
+    a = torch.randn(96, 64, generator=generator).half()
+    w = torch.randn(128, 64, generator=generator).half()
+    got = triton_product(a, w, TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2))
+    assert relative_error(got, a.double() @ w.double().T) < 1e-3
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("programs_per_sm", [0, 1])
-def test_fused_forward_is_as_accurate_as_the_plain_model_on_cuda(programs_per_sm):
-    configs = persistent(CONFIGS, programs_per_sm)
+@pytest.mark.parametrize("tiles, programs_per_sm, prefetch", [
+    ("defaults", 0, "none"), ("defaults", 0, "early"), ("defaults", 0, "l2"),
+    ("128x128", 0, "none"), ("128x128", 1, "none"), ("128x128", 1, "l2")])
+def test_fused_forward_is_as_accurate_as_the_plain_model_on_cuda(tiles, programs_per_sm, prefetch):
+    """The default tiles and square ones, every launch mode and way of fetching the epilogue's operands,
+    compiled (the L2 prefetch is inline assembly, which only compiled code runs)."""
+    base = CONFIGS if tiles == "defaults" else dict.fromkeys(CONFIGS, TileConfig())
+    if programs_per_sm:  # the defaults' own launch modes otherwise
+        base = persistent(base, programs_per_sm)
+    configs = {name: replace(config, prefetch=prefetch if name == "residual" or prefetch != "l2" else "none")
+               for name, config in base.items()}
     assert_as_accurate_as_the_plain_model("cuda", torch.bfloat16, configs=configs, shape=ModelShape(), batch=4)
 
 
