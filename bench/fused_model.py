@@ -165,7 +165,8 @@ def _qkv_epilogue_inputs(ss_ptr, cos_ptr, sin_ptr, gain_ptr, rows, off_n, M, row
     scale = _row_rsqrt(ss_ptr, rows, M, PARTS, D, eps)
     positions = rows % rows_per_window + pos_offset
     j = tl.arange(0, HALF)
-    rotates = (rows[:, None] < M) & (off_n < Q_COLS + K_COLS)
+    # off_n broadcast over the rows: Triton 3.9's interpreter refuses a block mask & a scalar one
+    rotates = (rows[:, None] < M) & (rows[:, None] * 0 + off_n < Q_COLS + K_COLS)
     cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :], mask=rotates, other=0.0)[:, None, :]
     sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :], mask=rotates, other=0.0)[:, None, :]
     heads_here = off_n // HEAD_DIM + tl.arange(0, HEADS)
