@@ -60,6 +60,10 @@ class TileConfig:
     # registers or shared memory).
     prefetch: str = "none"
 
+    def __post_init__(self) -> None:
+        if self.prefetch not in PREFETCH_MODES:
+            raise ValueError(f"prefetch must be one of {sorted(PREFETCH_MODES)}, not {self.prefetch!r}")
+
 
 PREFETCH_MODES = {"none": 0, "early": 1, "l2": 2}  # the kernels' PREFETCH constant
 
@@ -365,8 +369,6 @@ def triton_product(a: Tensor, w: Tensor, config: TileConfig) -> Tensor:
 def applies(kernel: str, config: TileConfig) -> bool:
     """Whether `config` is a configuration of this kernel at all (persistent mode, sums-of-squares
     chunks); shape-dependent limits are checked at launch."""
-    if config.prefetch not in PREFETCH_MODES:
-        raise ValueError(f"prefetch must be one of {sorted(PREFETCH_MODES)}, not {config.prefetch!r}")
     if config.programs_per_sm and kernel not in PERSISTENT_KERNELS:
         return False
     if config.prefetch == "l2" and kernel != "residual":  # the others' epilogue inputs are small tables
@@ -382,9 +384,9 @@ def _desc(t: Tensor, block: tuple[int, int]) -> TensorDescriptor:
     return TensorDescriptor.from_tensor(t, list(block))
 
 
-def _launch_options(config: TileConfig, persistent_mode: bool = True) -> dict:
-    if config.prefetch not in PREFETCH_MODES:
-        raise ValueError(f"prefetch must be one of {sorted(PREFETCH_MODES)}, not {config.prefetch!r}")
+def launch_options(config: TileConfig, persistent_mode: bool = True) -> dict:
+    """The keyword arguments a product kernel takes from its tile configuration: block sizes, PREFETCH,
+    PERSISTENT (for kernels with that mode), num_warps and num_stages."""
     options = dict(BM=config.block_m, BN=config.block_n, BK=config.block_k, num_warps=config.num_warps,
                    num_stages=config.num_stages, PREFETCH=PREFETCH_MODES[config.prefetch])
     if persistent_mode:
@@ -487,7 +489,7 @@ class FusedBaselineGPT:
             _desc(x, (bm, bk)), _desc(weight, (bn, bk)), q_desc, kv_desc, ss, self.cos, self.sin, gain,
             rows, rows_per_window, pos_offset, self.eps, D=self.shape.model_dim, N=cols, Q_COLS=q_cols,
             K_COLS=k_cols, HEAD_DIM=self.shape.head_dim, PARTS=self.parts, OUT_DTYPE=self.out_dtype,
-            **_launch_options(config, persistent_mode=False))
+            **launch_options(config, persistent_mode=False))
         return q, kv
 
     def _residual(self, a: Tensor, weight: Tensor, res: Tensor, scale: Tensor, *, write_ss: bool,
@@ -505,7 +507,7 @@ class FusedBaselineGPT:
             tile(skip_source), skip_w if skip_w is not None else scale, tile(x0), mix if mix is not None else scale,
             res, x0 if x0 is not None else out, skip_source if skip_source is not None else out,  # for L2 prefetch
             rows, N=cols, K=a.shape[1], PARTS=self.parts, STORE_EXTRA=extra is not None, SKIP=skip, MIX=mix is not None,
-            WRITE_SS=write_ss, CHUNK=SS_CHUNK, OUT_DTYPE=self.out_dtype, **_launch_options(config))
+            WRITE_SS=write_ss, CHUNK=SS_CHUNK, OUT_DTYPE=self.out_dtype, **launch_options(config))
         return out, (ss if write_ss else None)
 
     def _relu2(self, x: Tensor, ss: Tensor, weight: Tensor) -> Tensor:
@@ -515,7 +517,7 @@ class FusedBaselineGPT:
         out = torch.empty(rows, cols, dtype=self.dtype, device=x.device)
         relu2_kernel[_grid(rows, cols, config, x.device)](
             _desc(x, (bm, bk)), _desc(weight, (bn, bk)), _desc(out, (bm, bn)), ss, rows, self.eps,
-            D=self.shape.model_dim, N=cols, PARTS=self.parts, OUT_DTYPE=self.out_dtype, **_launch_options(config))
+            D=self.shape.model_dim, N=cols, PARTS=self.parts, OUT_DTYPE=self.out_dtype, **launch_options(config))
         return out
 
     # -- the forward ------------------------------------------------------------------------------
@@ -647,5 +649,5 @@ def tune_candidates() -> list[TileConfig]:
 
 
 __all__ = ["FusedBaselineGPT", "TileConfig", "CONFIGS", "PERSISTENT_KERNELS", "PREFETCH_MODES",
-           "SMALL_MODEL_CONFIGS", "SMALL_MODEL_PERSISTENT_CONFIGS", "SMALL_MODEL_SHAPE", "applies", "persistent",
-           "triton_product", "tune", "tune_candidates", "rope_pair_order"]
+           "SMALL_MODEL_CONFIGS", "SMALL_MODEL_PERSISTENT_CONFIGS", "SMALL_MODEL_SHAPE", "applies", "launch_options",
+           "persistent", "triton_product", "tune", "tune_candidates", "rope_pair_order"]

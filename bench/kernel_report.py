@@ -183,20 +183,19 @@ def candidate_launches(in_use: list[Launch]) -> list[Launch]:
         if launch.kernel not in PRODUCT_KERNELS:
             continue
         for config in fused_model.tune_candidates():
-            constexprs = dict(launch.constexprs, BM=config.block_m, BN=config.block_n, BK=config.block_k,
-                              PREFETCH=fused_model.PREFETCH_MODES[config.prefetch])
             if not fused_model.applies(launch.kernel.removesuffix("_kernel"), config):
                 continue
-            if "PERSISTENT" in constexprs:
-                constexprs["PERSISTENT"] = config.programs_per_sm > 0
+            # The candidate's constants as the forward would pass them; the compile options apart.
+            constants = fused_model.launch_options(config, persistent_mode="PERSISTENT" in launch.constexprs)
+            options = {key: constants.pop(key) for key in ("num_warps", "num_stages")}
+            constexprs = dict(launch.constexprs, **constants)
             if launch.kernel == "qkv_kernel" and any(int(constexprs[k]) % config.block_n for k in ("Q_COLS", "K_COLS", "N")):
                 continue
             signature = dict(launch.signature)
             for name, value in signature.items():  # descriptors take the candidate's block shapes
                 if value.startswith("tensordesc"):
                     signature[name] = _candidate_block(name, value, config)
-            out.append(Launch(launch.kernel, signature, constexprs,
-                              {"num_warps": config.num_warps, "num_stages": config.num_stages}))
+            out.append(Launch(launch.kernel, signature, constexprs, options))
     unique = {launch.key(): launch for launch in out}
     return [launch for key, launch in unique.items() if key not in {l.key() for l in in_use}]
 
