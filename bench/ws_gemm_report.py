@@ -1,0 +1,132 @@
+"""Compile bench/ws_gemm.py's Gluon kernels for sm_90a on any machine (no GPU: Triton's own compiler,
+ptxas, cuobjdump and nvdisasm) and report what the compiler made of each launch the fused forward and
+the benchmark make: registers, spills, shared memory, and the instructions warp specialisation rests on
+(HGMMA, TMA loads, setmaxnreg).
+
+    python bench/ws_gemm_report.py [--json bench/results/ws_gemm_report_sm90a.json]
+
+Exit status 1 when a kernel does not compile, spills, or exceeds the SM's 227 KiB of shared memory.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+os.environ.pop("TRITON_INTERPRET", None)  # the interpreter would hand us functions that cannot be compiled
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+import ws_gemm  # noqa: E402
+from kernel_report import _inspect  # noqa: E402
+from offline_compile import compile_for_hopper  # noqa: E402
+
+SHARED_LIMIT = 227 * 1024  # bytes of shared memory one block may take on sm_90
+
+
+def launches() -> list[tuple[str, ws_gemm.WsConfig, tuple, dict]]:
+    """(name, config, args, kwargs) of every variant: each epilogue at the default tiles and the ones
+    the benchmark times, recorded through ws_product / ws_qkv (nothing launches)."""
+    recorded: list[tuple[tuple, dict]] = []
+
+    class Recorder:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: recorded.append((args, kwargs))
+
+    rows, dim, hidden = 4096, 512, 1024
+    zeros = lambda *shape, dtype=torch.bfloat16: torch.zeros(*shape, dtype=dtype)
+    x, w, h, down = zeros(rows, dim), zeros(hidden, dim), zeros(rows, hidden), zeros(dim, hidden)
+    vector, mix, ss, table = zeros(dim, dtype=torch.float32), zeros(2 * dim, dtype=torch.float32), \
+        zeros(rows, 4, dtype=torch.float32), zeros(1024, 32, dtype=torch.float32)
+    variants = {
+        "bare": lambda c: ws_gemm.ws_product(x, w, c),
+        "relu2": lambda c: ws_gemm.ws_product(x, w, c, epilogue=ws_gemm.RELU2, ss=ss, eps=1e-6),
+        "residual": lambda c: ws_gemm.ws_product(x, zeros(dim, dim), c, epilogue=ws_gemm.RESIDUAL, res=x, scale=vector,
+                                                 write_ss=True),
+        "residual_mix_skip_extra": lambda c: ws_gemm.ws_product(
+            h, down, c, epilogue=ws_gemm.RESIDUAL, res=x, scale=vector, write_ss=True, extra=torch.empty_like(x),
+            skip=1, skip_source=x, skip_w=vector, x0=x, mix=mix),
+        "qkv": lambda c: ws_gemm.ws_qkv(x, ss, w, c, q_cols=512, k_cols=256, head_dim=64, gain=vector[:8], cos=table,
+                                        sin=table, rows_per_window=1024, pos_offset=0, eps=1e-6),
+        "qkv_keys_values": lambda c: ws_gemm.ws_qkv(x, ss, w[512:], c, q_cols=0, k_cols=256, head_dim=64,
+                                                    gain=vector[:8], cos=table, sin=table, rows_per_window=1024,
+                                                    pos_offset=0, eps=1e-6),
+    }
+    configs = [ws_gemm.CONFIGS["residual"], ws_gemm.WsConfig(block_m=64, block_n=128, stages=5),
+               ws_gemm.WsConfig(block_m=128, block_n=128, stages=4, consumers=1)]
+    original, programs = ws_gemm.ws_gemm_kernel, ws_gemm._programs
+    ws_gemm.ws_gemm_kernel, ws_gemm._programs = Recorder(), (lambda *args: 132)
+    out = []
+    try:
+        for config in configs:
+            for name, launch in variants.items():
+                recorded.clear()
+                launch(config)
+                out.append((name, config, *recorded[0]))
+    finally:
+        ws_gemm.ws_gemm_kernel, ws_gemm._programs = original, programs
+    return out
+
+
+def report(name: str, config: ws_gemm.WsConfig, args: tuple, kwargs: dict) -> dict:
+    entry = {"variant": name, "config": config.__dict__, "error": ""}
+    try:
+        compiled = compile_for_hopper(ws_gemm.ws_gemm_kernel, *args, **kwargs)
+    except Exception as error:  # the compiler's own message is the finding
+        entry["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:200]}"
+        return entry
+    usage, sass = _inspect(compiled.asm["cubin"])
+    number = lambda key: int(re.search(rf"{key}:(\d+)", usage).group(1))
+    entry.update(launch_registers=number("REG"), spill_bytes=number("LOCAL"),
+                 shared_bytes=max(number("SHARED"), int(compiled.metadata.shared)),
+                 hgmma=len(re.findall(r"\bHGMMA\.", sass)), tma_loads=len(re.findall(r"\bUTMALDG\b", sass)),
+                 setmaxnreg=len(re.findall(r"\bUSETMAXREG\b|\bSETMAXREG\b", sass)))
+    return entry
+
+
+def problems(entry: dict) -> list[str]:
+    if entry["error"]:
+        return [f"does not compile: {entry['error']}"]
+    out = []
+    if entry["spill_bytes"]:
+        out.append(f"spills {entry['spill_bytes']} bytes a thread")
+    if entry["shared_bytes"] > SHARED_LIMIT:
+        out.append(f"{entry['shared_bytes']} bytes of shared memory (the SM has {SHARED_LIMIT})")
+    if not (entry["hgmma"] and entry["tma_loads"] and entry["setmaxnreg"]):
+        out.append("no HGMMA, TMA load or setmaxnreg in the code")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", help="write the report here")
+    args = parser.parse_args()
+    entries = [report(*launch) for launch in launches()]
+    table = Table(title="bench/ws_gemm.py compiled for sm_90a")
+    for column in ("variant", "tiles", "spills", "shared KiB", "HGMMA", "TMA loads", "setmaxnreg", "problems"):
+        table.add_column(column)
+    failed = False
+    for entry in entries:
+        config, found = entry["config"], problems(entry)
+        failed |= bool(found)
+        tiles = f"{config['block_m']}x{config['block_n']}, {config['stages']} stages, {config['consumers']} consumer(s)"
+        table.add_row(entry["variant"], tiles, str(entry.get("spill_bytes", "")),
+                      f"{entry.get('shared_bytes', 0) / 1024:.1f}", str(entry.get("hgmma", "")),
+                      str(entry.get("tma_loads", "")), str(entry.get("setmaxnreg", "")), "; ".join(found) or "none")
+    Console(width=160).print(table)
+    if args.json:
+        import triton
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"device": "sm_90a target, compiled offline (nothing ran on a GPU)",
+                                               "triton": triton.__version__, "kernels": entries}, indent=2) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
