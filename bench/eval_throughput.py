@@ -78,6 +78,9 @@ def parse_args() -> argparse.Namespace:
                              "all randomly initialised")
     parser.add_argument("--tune", action="store_true",
                         help="with --model fused: time the tile configurations on the device first and keep the fastest")
+    parser.add_argument("--gluon", nargs="*", choices=("qkv", "residual", "relu2"), default=None,
+                        help="with --model fused: run these kernels (all that have one when given no names) as "
+                             "bench/ws_gemm.py's warp-specialised Gluon products (Hopper only)")
     parser.add_argument("--also-plain", action="store_true",
                         help="with --model fused: also time the fast path on the plain compiled model (same weights) "
                              "and compare the two scores")
@@ -203,7 +206,13 @@ def main() -> int:
     logits_fn = model.forward_logits  # what the naive loops run: the plain model
     fast_fn, tuning, fused = logits_fn, None, None
     if args.model == "fused":
-        fused = fused_model.FusedBaselineGPT(model, fused_model.SMALL_MODEL_CONFIGS if args.small else None)
+        gluon_configs = None
+        if args.gluon is not None:
+            import ws_gemm
+
+            gluon_configs = {name: ws_gemm.CONFIGS[name] for name in (args.gluon or ws_gemm.CONFIGS)}
+        fused = fused_model.FusedBaselineGPT(model, fused_model.SMALL_MODEL_CONFIGS if args.small else None,
+                                             gluon_configs=gluon_configs)
         if args.tune and device.type == "cuda":
             tuning = fused_model.tune(fused, args.batch_windows, fused_model.tune_candidates())
         elif args.tune:
@@ -295,7 +304,9 @@ def main() -> int:
         "val_loss_fast": fast.val_loss, "val_bpb_fast": fast.val_bpb,
     }
     if fused is not None:
-        results["fused_tile_configs"] = {name: config.__dict__ for name, config in fused.configs.items()}
+        results["fused_tile_configs"] = {name: config.__dict__ for name, config in fused.configs.items()
+                                         if name not in fused.gluon_configs}
+        results["gluon_configs"] = {name: config.__dict__ for name, config in fused.gluon_configs.items()}
         if tuning is not None:
             results["fused_tuning_ms"] = tuning
     if plain_runs is not None:
@@ -334,6 +345,8 @@ def main() -> int:
         })
     if rank == 0:
         suffix = ("" if args.model == "bench" else f"_{args.model}_model") + ("_bf16_matrices" if args.matrices_bf16 else "")
+        if fused is not None and fused.gluon_configs:
+            suffix += "_gluon_" + "_".join(sorted(fused.gluon_configs))
         out = Path(args.out_dir, f"eval_throughput_{slug(results['device'])}{suffix}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")

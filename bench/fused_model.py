@@ -421,10 +421,18 @@ def rope_pair_order(head_dim: int) -> Tensor:
 class FusedBaselineGPT:
     """`forward_logits(ids, last_n)` of a BaselineShapedGPT, with the kernels above (same weights)."""
 
-    def __init__(self, model: BaselineShapedGPT, configs: dict[str, TileConfig] | None = None) -> None:
+    def __init__(self, model: BaselineShapedGPT, configs: dict[str, TileConfig] | None = None,
+                 gluon_configs: dict | None = None) -> None:
+        """gluon_configs: {"qkv", "residual", "relu2": ws_gemm.WsConfig}, any of them, to run those kernels as
+        bench/ws_gemm.py's warp-specialised Gluon products (Hopper only), the same function."""
         shape = model.shape
         self.model, self.shape = model, shape
         self.configs = dict(CONFIGS if configs is None else configs)
+        self.gluon_configs = dict(gluon_configs or {})
+        if self.gluon_configs:
+            import ws_gemm  # Gluon: needs a Triton that has it, and a Hopper GPU to run
+
+            self._ws = ws_gemm
         self.eval_seq_len, self.vocab_size = model.eval_seq_len, model.vocab_size
         self.dtype = model.tok_emb.weight.dtype
         self.out_dtype = _tl_dtype(self.dtype)
@@ -475,6 +483,10 @@ class FusedBaselineGPT:
     def _qkv(self, x: Tensor, ss: Tensor, weight: Tensor, q_cols: int, k_cols: int, gain: Tensor,
              rows_per_window: int, pos_offset: int) -> tuple[Tensor | None, Tensor | None]:
         """(q [rows, q_cols], k and v [rows, cols - q_cols]); either is None when it has no columns."""
+        if "qkv" in self.gluon_configs:
+            return self._ws.ws_qkv(x, ss, weight, self.gluon_configs["qkv"], q_cols=q_cols, k_cols=k_cols,
+                                   head_dim=self.shape.head_dim, gain=gain, cos=self.cos, sin=self.sin,
+                                   rows_per_window=rows_per_window, pos_offset=pos_offset, eps=self.eps)
         config = self.configs["qkv"]
         if config.programs_per_sm:
             raise ValueError("the qkv kernel runs one tile per program (see qkv_kernel)")
@@ -496,6 +508,10 @@ class FusedBaselineGPT:
                   extra: Tensor | None = None, skip: int = 0, skip_source: Tensor | None = None,
                   skip_w: Tensor | None = None, x0: Tensor | None = None, mix: Tensor | None = None
                   ) -> tuple[Tensor, Tensor | None]:
+        if "residual" in self.gluon_configs:
+            return self._ws.ws_product(a, weight, self.gluon_configs["residual"], epilogue=self._ws.RESIDUAL, res=res,
+                                       scale=scale, write_ss=write_ss, extra=extra, skip=skip, skip_source=skip_source,
+                                       skip_w=skip_w, x0=x0, mix=mix)
         config = self.configs["residual"]
         rows, cols = a.shape[0], weight.shape[0]
         bm, bn, bk = config.block_m, config.block_n, config.block_k
@@ -511,6 +527,9 @@ class FusedBaselineGPT:
         return out, (ss if write_ss else None)
 
     def _relu2(self, x: Tensor, ss: Tensor, weight: Tensor) -> Tensor:
+        if "relu2" in self.gluon_configs:
+            return self._ws.ws_product(x, weight, self.gluon_configs["relu2"], epilogue=self._ws.RELU2, ss=ss,
+                                       eps=self.eps)[0]
         config = self.configs["relu2"]
         rows, cols = x.shape[0], weight.shape[0]
         bm, bn, bk = config.block_m, config.block_n, config.block_k
@@ -605,6 +624,8 @@ def tune(fused: FusedBaselineGPT, batch: int, candidates: list[TileConfig]) -> d
     products = {"qkv": (x, params["qkv"]), "residual": (hidden, params["down"]), "relu2": (x, params["fc"])}
     timings: dict[str, dict[str, float]] = {}
     for name, run in runs.items():
+        if name in fused.gluon_configs:  # a Gluon product: its configuration is fused.gluon_configs'
+            continue
         a, w = products[name]
         timings[name] = {"cublas_product_only": do_bench(lambda: F.linear(a, w), warmup=25, rep=100, return_mode="median")}
         best = None

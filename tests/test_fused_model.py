@@ -198,6 +198,21 @@ def test_fused_forward_is_as_accurate_as_the_plain_model_on_cuda(tiles, programs
     assert_as_accurate_as_the_plain_model("cuda", torch.bfloat16, configs=configs, shape=ModelShape(), batch=4)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9),
+                    reason="bench/ws_gemm.py's Gluon kernels need a Hopper GPU")
+def test_fused_forward_on_the_gluon_products_is_as_accurate_as_the_plain_model_on_cuda():
+    """With the qkv, residual and relu² kernels replaced by bench/ws_gemm.py's warp-specialised products:
+    every window shape (full, last-n, shorter than the model's) as close to the float64 model as the
+    plain model in bf16."""
+    import ws_gemm
+
+    fused, model, exact, ids = setup("cuda", torch.bfloat16, None, ModelShape(), batch=4)
+    gluon = FusedBaselineGPT(model, gluon_configs=ws_gemm.CONFIGS)
+    for (shorten, last_n), (gluon_error, plain_error) in zip(WINDOWS, errors(gluon, model, exact, ids)):
+        assert gluon_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}: {gluon_error:.2e} vs {plain_error:.2e}"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
 def test_evaluator_scores_the_fused_model_like_the_plain_one():
     """Through harness.evaluator.evaluate (batched regular windows with last_n = stride, a first window
