@@ -27,6 +27,7 @@ Gluon compiles for sm_90a only (no interpreter): the CPU tests compile the kerne
 tests run them. Written for this benchmark; it is not the challenge's code.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -64,17 +65,19 @@ class WsConfig:
         if self.block_m not in (64, 128):
             raise ValueError(f"a consumer's tile has 64 or 128 rows (one warpgroup's wgmma, once or twice), not "
                              f"{self.block_m}")
-        if self.block_n % 8 or not 8 <= self.block_n <= 256:
-            raise ValueError(f"block_n must be a multiple of 8 in [8, 256], not {self.block_n}")
-        # 3 warpgroups (two consumers, the loader's warp rounded up): the register file is 64 K
+        if self.block_n not in (16, 32, 64, 128, 256):  # a wgmma's N, and a power of two for gl.arange
+            raise ValueError(f"block_n must be a power of two in [16, 256], not {self.block_n}")
         if self.consumers not in (1, 2):
             raise ValueError(f"consumers must be 1 or 2, not {self.consumers}")
+        # A warpgroup a consumer and one for the loader's warp (registers are allocated by warpgroup): the
+        # register file holds 64 K.
         if 128 * (self.consumers * self.consumer_regs + self.loader_regs) > 65536:
-            raise ValueError("two consumer warpgroups and the loader do not fit in 64 K registers")
+            raise ValueError(f"{self.consumers} consumer warpgroup(s) of {self.consumer_regs} registers a thread and "
+                             f"the loader's of {self.loader_regs} do not fit in 64 K registers")
 
     @property
     def launch_regs(self) -> int:
-        """maxnreg at launch: the three warpgroups' average, which setmaxnreg then redistributes."""
+        """maxnreg at launch: the warpgroups' average, which setmaxnreg then redistributes."""
         return (self.consumers * self.consumer_regs + self.loader_regs) // (self.consumers + 1) // 8 * 8
 
 
@@ -395,6 +398,11 @@ def _programs(rows: int, cols: int, config: WsConfig, device: torch.device) -> i
     return max(1, min(tiles, torch.cuda.get_device_properties(device).multi_processor_count))
 
 
+@functools.lru_cache(maxsize=None)
+def _is_hopper(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9
+
+
 def _launch(a: Tensor, w: Tensor, config: WsConfig, out: Tensor, extra: Tensor | None, epilogue: int, *,
             dim: int, parts: int, eps: float = 0.0, ss: Tensor | None = None, ss_out: Tensor | None = None,
             res: Tensor | None = None, scale: Tensor | None = None, skip: int = 0, skip_source: Tensor | None = None,
@@ -402,6 +410,9 @@ def _launch(a: Tensor, w: Tensor, config: WsConfig, out: Tensor, extra: Tensor |
             cos: Tensor | None = None, sin: Tensor | None = None, gain: Tensor | None = None,
             rows_per_window: int = 1, pos_offset: int = 0, q_cols: int = 0, k_cols: int = 0, head_dim: int = 64,
             store_extra: bool = False) -> None:
+    if not _is_hopper(a.device):
+        raise RuntimeError(f"bench/ws_gemm.py's kernels run on a Hopper GPU (sm_90) only, not on {a.device}: "
+                           "they are built of wgmma and Hopper's TMA")
     rows, cols, inner = a.shape[0], w.shape[0], a.shape[1]
     bm, bn, bk = config.block_m, config.block_n, config.block_k
     if inner % bk:

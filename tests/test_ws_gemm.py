@@ -58,8 +58,17 @@ def test_configurations_the_hardware_cannot_take_are_refused():
         ws_gemm.WsConfig(block_m=256)
     with pytest.raises(ValueError, match="64 K registers"):
         ws_gemm.WsConfig(consumer_regs=256)
-    with pytest.raises(ValueError, match="multiple of 8"):
-        ws_gemm.WsConfig(block_n=100)
+    with pytest.raises(ValueError, match="power of two"):
+        ws_gemm.WsConfig(block_n=96)
+    with pytest.raises(ValueError, match="consumers must be 1 or 2"):
+        ws_gemm.WsConfig(consumers=3)
+
+
+@pytest.mark.skipif(ON_HOPPER, reason="checks the refusal on other devices")
+def test_a_device_other_than_hopper_is_refused_with_a_reason():
+    a = torch.zeros(128, 64, dtype=torch.bfloat16)
+    with pytest.raises(RuntimeError, match="Hopper GPU"):
+        ws_gemm.ws_product(a, torch.zeros(128, 64, dtype=torch.bfloat16), ws_gemm.WsConfig())
 
 
 @pytest.mark.gpu
