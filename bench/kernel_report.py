@@ -18,9 +18,7 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,17 +33,15 @@ try:
 except ImportError as error:
     sys.exit(f"kernel_report.py: needs Triton ({error}); `pip install -e .[test]` installs it")
 import triton.language as tl  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 from triton.tools.tensor_descriptor import TensorDescriptor  # noqa: E402
 
 import fused_model  # noqa: E402
+from offline_compile import HOPPER, inspect_cubin  # noqa: E402
 from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
 
-HOPPER = GPUTarget("cuda", 90, 32)
 KERNELS = ("embed_kernel", "qkv_kernel", "residual_kernel", "relu2_kernel")
 PRODUCT_KERNELS = {"qkv_kernel", "residual_kernel", "relu2_kernel"}
-TOOLS = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
 TORCH_TO_TRITON = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32", torch.int64: "i64",
                    torch.int32: "i32"}
 
@@ -136,16 +132,6 @@ def record_launches(configs: dict[str, fused_model.TileConfig] | None = None) ->
     return list(unique.values())
 
 
-def _inspect(cubin: bytes) -> tuple[str, str]:
-    """(cuobjdump's resource usage, nvdisasm's SASS) of one cubin, written to disk once."""
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as handle:
-        handle.write(cubin)
-        handle.flush()
-        run = lambda *command: subprocess.run([*command, handle.name], capture_output=True, text=True,
-                                              check=True).stdout
-        return run(str(TOOLS / "cuobjdump"), "-res-usage"), run(str(TOOLS / "nvdisasm"))
-
-
 def compile_report(launch: Launch) -> Report:
     report = Report(launch.kernel, {k: str(v) for k, v in launch.constexprs.items()}, launch.options)
     fn = getattr(fused_model, launch.kernel)
@@ -155,12 +141,10 @@ def compile_report(launch: Launch) -> Report:
     except Exception as error:  # the compiler's own message is the finding
         report.error = f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:200]}"
         return report
-    usage, sass = _inspect(compiled.asm["cubin"])
-    number = lambda key: int(re.search(rf"{key}:(\d+)", usage).group(1))
-    report.registers, report.spill_bytes = number("REG"), number("LOCAL")
-    report.shared_bytes = max(number("SHARED"), int(compiled.metadata.shared))
-    report.hgmma = len(re.findall(r"\bHGMMA\.", sass))
-    report.tma_loads = len(re.findall(r"\bUTMALDG\b", sass))
+    summary = inspect_cubin(compiled.asm["cubin"])
+    report.registers, report.spill_bytes = summary["registers"], summary["spill_bytes"]
+    report.shared_bytes = max(summary["static_shared_bytes"], int(compiled.metadata.shared))
+    report.hgmma, report.tma_loads = summary["hgmma"], summary["tma_loads"]
     return report
 
 

@@ -11,7 +11,6 @@ Exit status 1 when a kernel does not compile, spills, or exceeds the SM's 227 Ki
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -23,8 +22,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import ws_gemm  # noqa: E402
-from kernel_report import _inspect  # noqa: E402
-from offline_compile import compile_for_hopper  # noqa: E402
+from offline_compile import compile_for_hopper, inspect_cubin  # noqa: E402
 
 SHARED_LIMIT = 227 * 1024  # bytes of shared memory one block may take on sm_90
 
@@ -81,12 +79,10 @@ def report(name: str, config: ws_gemm.WsConfig, args: tuple, kwargs: dict) -> di
     except Exception as error:  # the compiler's own message is the finding
         entry["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:200]}"
         return entry
-    usage, sass = _inspect(compiled.asm["cubin"])
-    number = lambda key: int(re.search(rf"{key}:(\d+)", usage).group(1))
-    entry.update(launch_registers=number("REG"), spill_bytes=number("LOCAL"),
-                 shared_bytes=max(number("SHARED"), int(compiled.metadata.shared)),
-                 hgmma=len(re.findall(r"\bHGMMA\.", sass)), tma_loads=len(re.findall(r"\bUTMALDG\b", sass)),
-                 setmaxnreg=len(re.findall(r"\bUSETMAXREG\b|\bSETMAXREG\b", sass)))
+    summary = inspect_cubin(compiled.asm["cubin"])
+    entry.update(launch_registers=summary["registers"], spill_bytes=summary["spill_bytes"],
+                 shared_bytes=max(summary["static_shared_bytes"], int(compiled.metadata.shared)),
+                 hgmma=summary["hgmma"], tma_loads=summary["tma_loads"], setmaxnreg=summary["setmaxnreg"])
     return entry
 
 
