@@ -187,6 +187,10 @@ def main() -> int:
     # One process, or one per GPU under torchrun (NCCL on CUDA, gloo on CPU).
     name, rank, world_size = join_process_group("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
+    if args.gluon is not None and (args.model != "fused" or device.type != "cuda"
+                                   or torch.cuda.get_device_capability(device)[0] != 9):
+        sys.exit(f"eval_throughput.py: --gluon runs bench/ws_gemm.py's kernels in --model fused on a Hopper GPU "
+                 f"(sm_90) only; here --model {args.model} on {device_name(device, world_size)}")
     shape = ModelShape(seq_len=args.seq_len, fused_qkv=not args.separate_qkv)
     if args.small:
         width = dict(model_dim=64, num_heads=4, num_kv_heads=2)

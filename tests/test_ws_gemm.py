@@ -136,3 +136,15 @@ def test_epilogues_match_the_triton_kernels(rows, block_m, block_n, stages, cons
                 if want_part is not None:
                     close(got_part, want_part)
 
+
+
+@pytest.mark.skipif(ON_HOPPER, reason="checks the refusal on other devices")
+def test_the_throughput_bench_refuses_gluon_off_hopper_without_a_traceback():
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), CUDA_VISIBLE_DEVICES="")
+    env.pop("TRITON_INTERPRET", None)
+    done = subprocess.run([sys.executable, str(root / "bench" / "eval_throughput.py"), "--model", "fused", "--gluon",
+                           "--small", "--tokens", "2000", "--seq-len", "64"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 1
+    assert "Hopper GPU" in done.stderr and "Traceback" not in done.stderr
