@@ -81,6 +81,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--gluon", nargs="*", choices=("qkv", "residual", "relu2"), default=None,
                         help="with --model fused: run these kernels (all that have one when given no names) as "
                              "bench/ws_gemm.py's warp-specialised Gluon products (Hopper only)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="replay the fast path's batches from a CUDA graph (harness/cuda_graphs.py); also times it "
+                             "without graphs in the same call and compares the two scores")
     parser.add_argument("--also-plain", action="store_true",
                         help="with --model fused: also time the fast path on the plain compiled model (same weights) "
                              "and compare the two scores")
@@ -233,6 +236,10 @@ def main() -> int:
     plain_args = dict(common, batch_tokens=batch_tokens, compile=compile_mode)
     # The fused kernels are compiled by Triton; torch.compile has nothing left to fuse around them.
     fast_args = dict(plain_args, compile=False) if fused is not None else plain_args
+    if args.cuda_graphs:
+        if device.type != "cuda":
+            sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
+        ungraphed_args, fast_args = fast_args, dict(fast_args, cuda_graphs=True)
     warmup_tokens = min(len(stream), args.seq_len + 3 * args.batch_windows * args.stride + 7)
 
     def timed_fast_runs(fn, run_args, label):
@@ -250,6 +257,9 @@ def main() -> int:
     fast_runs, compile_s = timed_fast_runs(fast_fn, fast_args, f"fast path ({args.model} model)")
     fast = fast_runs[0]  # every run scores the same tokens; only the time differs
     fast_wall_s = statistics.median(r.wall_s for r in fast_runs)
+    ungraphed_runs = None
+    if args.cuda_graphs:
+        ungraphed_runs, _ = timed_fast_runs(fast_fn, ungraphed_args, f"fast path ({args.model} model, no graphs)")
     plain_runs = None
     if fused is not None and args.also_plain:
         plain_runs, _ = timed_fast_runs(logits_fn, plain_args, "fast path (plain model, compiled)")
@@ -302,6 +312,7 @@ def main() -> int:
                       "output head on scored positions) over the time; tflops_executed: the FLOPs the fast "
                       "path actually runs (last block only for scored queries)",
         "compile_mode": "none (Triton kernels)" if fused is not None else args.compile_mode,
+        "cuda_graphs": args.cuda_graphs,
         "model_source": args.model, "matrices_bf16": args.matrices_bf16,
         "attention_kernels": [name for name, _ in kernels if re.search(r"attn|attention|fmha|flash|sdpa", name, re.I)][:4],
         "top_kernels": [[name[:120], round(share, 4)] for name, share in kernels[:12]],
@@ -313,6 +324,15 @@ def main() -> int:
         results["gluon_configs"] = {name: config.__dict__ for name, config in fused.gluon_configs.items()}
         if tuning is not None:
             results["fused_tuning_ms"] = tuning
+    if ungraphed_runs is not None:
+        ungraphed_wall_s = statistics.median(r.wall_s for r in ungraphed_runs)
+        results.update({
+            "without_graphs_fast_wall_s": [round(r.wall_s, 3) for r in ungraphed_runs],
+            "without_graphs_seconds_per_split": round(ungraphed_wall_s * scale, 2),
+            "speedup_vs_without_graphs": round(ungraphed_wall_s / fast_wall_s, 3),
+            "max_rel_diff_vs_without_graphs": max_rel_diff((fast.val_loss, fast.val_bpb),
+                                                           (ungraphed_runs[0].val_loss, ungraphed_runs[0].val_bpb)),
+        })
     if plain_runs is not None:
         plain_wall_s = statistics.median(r.wall_s for r in plain_runs)
         results.update({
@@ -351,11 +371,14 @@ def main() -> int:
         suffix = ("" if args.model == "bench" else f"_{args.model}_model") + ("_bf16_matrices" if args.matrices_bf16 else "")
         if fused is not None and fused.gluon_configs:
             suffix += "_gluon_" + "_".join(sorted(fused.gluon_configs))
+        if args.cuda_graphs:
+            suffix += "_graphs"
         out = Path(args.out_dir, f"eval_throughput_{slug(results['device'])}{suffix}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {out}")
         for key in ("device", "seconds_per_split", "tokens_per_s", "tflops", "tflops_executed",
+                    "without_graphs_seconds_per_split", "speedup_vs_without_graphs", "max_rel_diff_vs_without_graphs",
                     "plain_model_seconds_per_split", "speedup_vs_plain_model", "max_rel_diff_vs_plain_model",
                     "eager_seconds_per_split", "naive_seconds_per_split", "speedup_vs_naive", "max_rel_diff",
                     "naive_compiled_seconds_per_split", "speedup_vs_compiled_naive", "max_rel_diff_vs_compiled_naive",

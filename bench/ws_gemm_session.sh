@@ -8,7 +8,9 @@
 # 4. the evaluator end to end (bench/eval_throughput.py --model fused): on the Gluon products, against the
 #    plain compiled fast path, then on the Triton kernels alone (default tiles), same stream, same call.
 #    WS_PROBE=0, WS_BENCH=0, TRITON_EVAL=0 skip steps 1, 3 and the Triton-only evaluator run; NAIVE=0 the
-#    naive loop; TESTS_K selects tests (pytest -k).
+#    naive loop; TESTS_K selects tests (pytest -k); GRAPHS=1 replays the evaluator's batches from a CUDA graph
+#    (and times it without, in the same run); TIMELINE=1 first runs bench/forward_timeline.py --gluon (where one
+#    batch's time goes: kernels in order, idle gaps, host issue time, clocks under sustained load).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results="${1:-${OUT:-bench/results}}"
@@ -20,6 +22,11 @@ if compgen -G ".whl/*.whl" > /dev/null; then  # jsonschema, zstandard: see bench
 fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$results/ws_gemm_device.txt"
 consumers=(--consumers 1 2)
+timeline_status=0
+if [[ "${TIMELINE:-0}" != 0 ]]; then
+    timeout 150 python3 bench/forward_timeline.py --gluon --out-dir "$results" 2>&1 | tee "$results/forward_timeline.log"
+    timeline_status=${PIPESTATUS[0]}
+fi
 if [[ "${WS_PROBE:-1}" != 0 ]]; then
     timeout 200 python3 bench/ws_gemm_probe.py 2>&1 | tee "$results/ws_gemm_probe.log"
     if grep -q "timed out" "$results/ws_gemm_probe.log"; then echo "a probe case hung: no tests, no bench"; exit 1; fi
@@ -27,16 +34,17 @@ if [[ "${WS_PROBE:-1}" != 0 ]]; then
         echo "the ping-pong schedule faulted in the probe: the bench times one consumer only"; consumers=(--consumers 1)
     fi
 fi
-timeout 150 python3 -m pytest -q -m gpu tests/test_ws_gemm.py tests/test_fused_model.py -k "${TESTS_K:-}" 2>&1 | tee "$results/ws_gemm_tests.log" | tail -15
+timeout 150 python3 -m pytest -q -m gpu tests/test_ws_gemm.py tests/test_fused_model.py tests/test_evaluator.py -k "${TESTS_K:-}" 2>&1 | tee "$results/ws_gemm_tests.log" | tail -15
 tests_status=${PIPESTATUS[0]}
 bench_status=0
 if [[ "${WS_BENCH:-1}" != 0 ]]; then
     timeout 200 python3 bench/ws_gemm_bench.py --out-dir "$results" "${consumers[@]}" 2>&1 | tee "$results/ws_gemm_bench.log"
     bench_status=${PIPESTATUS[0]}
 fi
-naive=()
-[[ "${NAIVE:-1}" == 0 ]] && naive=(--no-naive)
-timeout 260 python3 bench/eval_throughput.py --model fused --gluon --also-plain --repeats 3 --profile "${naive[@]}" \
+extra=()
+[[ "${NAIVE:-1}" == 0 ]] && extra+=(--no-naive)
+[[ "${GRAPHS:-0}" != 0 ]] && extra+=(--cuda-graphs)
+timeout 330 python3 bench/eval_throughput.py --model fused --gluon --also-plain --repeats 3 --profile "${extra[@]}" \
     --out-dir "$results" 2>&1 | tee "$results/eval_gluon.log" | grep -v '^ *[0-9.]*%  '
 gluon_status=${PIPESTATUS[0]}
 triton_status=0
@@ -45,5 +53,5 @@ if [[ "${TRITON_EVAL:-1}" != 0 ]]; then
         | tee "$results/eval_triton.log" | tail -8
     triton_status=${PIPESTATUS[0]}
 fi
-echo "ws_gemm tests exit $tests_status, kernel bench exit $bench_status, evaluator: gluon $gluon_status, triton $triton_status"
-exit $(( tests_status || bench_status || gluon_status || triton_status ))
+echo "timeline exit $timeline_status, ws_gemm tests exit $tests_status, kernel bench exit $bench_status, evaluator: gluon $gluon_status, triton $triton_status"
+exit $(( timeline_status || tests_status || bench_status || gluon_status || triton_status ))

@@ -294,6 +294,7 @@ def evaluate(
     device: torch.device | str = "cpu",
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     compile: bool | str = False,
+    cuda_graphs: bool = False,
     sdpa_backends: Sequence[Any] | None = None,
     progress: bool = False,
 ) -> EvalResult:
@@ -302,7 +303,9 @@ def evaluate(
     Full windows that score their last `stride` positions (all but the first and the final shorter
     one) run in batches of `batch_tokens // seq_len` windows, gathered by index arithmetic from a
     copy of the stream on the device; with `compile` (True, or a torch.compile mode such as
-    "max-autotune-no-cudagraphs"), those batches (padded to one shape) go through torch.compile.
+    "max-autotune-no-cudagraphs"), those batches (padded to one shape) go through torch.compile;
+    with `cuda_graphs` (CUDA only) they are captured once and replayed (harness/cuda_graphs.py: the
+    function must be graph-safe; the first and last windows still run as plain calls).
     Under torch.distributed (torchrun), each rank scores an even contiguous share of the windows and
     the sums are all-reduced, so every rank returns the same result.
     """
@@ -321,11 +324,20 @@ def evaluate(
         raise ValueError(f"the stream holds id {vocab_needed - 1} but the byte table has {luts[0].numel()} entries")
 
     batch_windows = max(1, batch_tokens // seq_len)
+    if cuda_graphs and device.type != "cuda":
+        raise ValueError(f"cuda_graphs needs a CUDA device, not {device}")
+    if cuda_graphs and compile in ("reduce-overhead", "max-autotune"):
+        raise ValueError(f"torch.compile mode {compile!r} captures CUDA graphs itself: pass cuda_graphs=False")
     if compile:
         mode = compile if isinstance(compile, str) else None
         batched_fn = torch.compile(logits_fn, dynamic=False, mode=mode)
     else:
         batched_fn = logits_fn
+    if cuda_graphs:
+        from harness.cuda_graphs import GraphedLogits
+
+        batched_fn = GraphedLogits(batched_fn, device)
+    padded = bool(compile) or cuda_graphs  # one batch shape: one compile, one capture
     lo, hi = plan.rank_range(rank, world_size)
     regular_lo, regular_hi = plan.regular_range()
     regular_lo, regular_hi = max(lo, regular_lo), min(hi, regular_hi)
@@ -357,7 +369,7 @@ def evaluate(
             advance(1)
         for first in range(regular_lo, regular_hi, batch_windows):
             count = min(batch_windows, regular_hi - first)
-            score_windows(batched_fn, first, count, batch_windows if compile else count, seq_len, stride)
+            score_windows(batched_fn, first, count, batch_windows if padded else count, seq_len, stride)
             advance(count)
         for k in range(regular_hi, hi):
             score_single(k)

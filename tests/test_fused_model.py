@@ -213,6 +213,33 @@ def test_fused_forward_on_the_gluon_products_is_as_accurate_as_the_plain_model_o
         assert gluon_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}: {gluon_error:.2e} vs {plain_error:.2e}"
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("products", ["triton", "gluon"])
+def test_fused_forward_replayed_from_a_cuda_graph_equals_the_plain_call(products):
+    """harness/cuda_graphs.py captures the fused forward (Triton or Gluon launches with TMA descriptors,
+    cuDNN attention, the last block's mask) once: replays give the plain call's logits bit for bit, for
+    new inputs each time."""
+    from harness.cuda_graphs import GraphedLogits
+
+    if products == "gluon" and torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("bench/ws_gemm.py's Gluon kernels need a Hopper GPU")
+    model = randomised_model(ModelShape(), "cuda", torch.bfloat16)
+    gluon_configs = None
+    if products == "gluon":
+        import ws_gemm
+
+        gluon_configs = ws_gemm.CONFIGS
+    fused = FusedBaselineGPT(model, gluon_configs=gluon_configs)
+    graphed = GraphedLogits(fused.forward_logits, "cuda")
+    generator = torch.Generator().manual_seed(5)
+    with torch.inference_mode():
+        for _ in range(3):
+            ids = torch.randint(0, model.vocab_size, (4, model.eval_seq_len), generator=generator).cuda()
+            want = fused.forward_logits(ids, 64)
+            assert torch.equal(graphed(ids, 64), want)
+    assert graphed.captures == 1
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
 def test_evaluator_scores_the_fused_model_like_the_plain_one():
     """Through harness.evaluator.evaluate (batched regular windows with last_n = stride, a first window
