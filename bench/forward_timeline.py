@@ -42,6 +42,9 @@ SMI_FIELDS = ("clocks.sm", "power.draw", "temperature.gpu", "clocks_event_reason
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gluon", action="store_true", help="the products as bench/ws_gemm.py's Gluon kernels")
+    parser.add_argument("--ws-residual", default="base", choices=("base", "prefetch", "gather", "both"),
+                        help="with --gluon: where the residual epilogue's operands come from (ws_gemm.RESIDUAL_OPERANDS)")
+    parser.add_argument("--no-graphs", action="store_true", help="skip the CUDA-graph comparison")
     parser.add_argument("--batch-windows", type=int, default=256)
     parser.add_argument("--sustained-s", type=float, default=8.0, help="seconds of back-to-back forwards")
     parser.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
@@ -184,12 +187,13 @@ def main() -> int:
     if args.gluon:
         import ws_gemm
 
-        gluon_configs = dict(ws_gemm.CONFIGS)
+        gluon_configs = ws_gemm.configs_with(args.ws_residual)
     fused = fused_model.FusedBaselineGPT(model, gluon_configs=gluon_configs)
     seq_len, last_n = model.eval_seq_len, rules.EVAL_STRIDE
     ids = torch.randint(0, model.vocab_size, (args.batch_windows, seq_len), device=device)
     fn = fused.forward_logits
     results: dict = {"device": device_name(device, 1), "torch": torch.__version__, "gluon": args.gluon,
+                     "ws_residual": args.ws_residual if args.gluon else None,
                      "batch_windows": args.batch_windows, "seq_len": seq_len, "last_n": last_n}
     with torch.inference_mode():
         timed_forwards(fn, ids, last_n, 5)  # compile and warm up
@@ -222,7 +226,8 @@ def main() -> int:
         except Exception as error:  # the other measurements still stand
             results["timeline_error"] = f"{type(error).__name__}: {error}"
         try:
-            results.update(graphed_results(fn, ids, last_n, device, count))
+            if not args.no_graphs:
+                results.update(graphed_results(fn, ids, last_n, device, count))
         except Exception as error:
             results["graphed_error"] = f"{type(error).__name__}: {error}"
 
@@ -242,7 +247,8 @@ def main() -> int:
     for key in ("timeline_error", "graphed_error"):
         if key in results:
             print(f"{key}: {results[key]}")
-    out = Path(args.out_dir, f"forward_timeline_{slug(results['device'])}{'_gluon' if args.gluon else ''}.json")
+    suffix = ("_gluon" + ("" if args.ws_residual == "base" else f"_{args.ws_residual}")) if args.gluon else ""
+    out = Path(args.out_dir, f"forward_timeline_{slug(results['device'])}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

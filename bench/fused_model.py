@@ -467,6 +467,14 @@ class FusedBaselineGPT:
         self.cos = model.cos.to(self.dtype).float().contiguous()
         self.sin = model.sin.to(self.dtype).float().contiguous()
         self.emb = model.tok_emb.weight.detach().contiguous()
+        # With the Gluon residual's x0_from_ids, its epilogue reads x0 rows from this table by token id (1 MB,
+        # in L2) instead of the [rows, dim] x0 of the batch from HBM: the embed kernel's own x0 of every id,
+        # so the same values bit for bit.
+        self.x0_table = None
+        residual_config = self.gluon_configs.get("residual")
+        if residual_config is not None and residual_config.x0_from_ids:
+            every_id = torch.arange(self.vocab_size, device=self.emb.device)
+            self.x0_table = self._embed(every_id, self.blocks[0]["mix"])[0]
 
     # -- the kernels, one call each ---------------------------------------------------------------
 
@@ -506,12 +514,15 @@ class FusedBaselineGPT:
 
     def _residual(self, a: Tensor, weight: Tensor, res: Tensor, scale: Tensor, *, write_ss: bool,
                   extra: Tensor | None = None, skip: int = 0, skip_source: Tensor | None = None,
-                  skip_w: Tensor | None = None, x0: Tensor | None = None, mix: Tensor | None = None
-                  ) -> tuple[Tensor, Tensor | None]:
+                  skip_w: Tensor | None = None, x0: Tensor | None = None, ids: Tensor | None = None,
+                  mix: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         if "residual" in self.gluon_configs:
+            x0_ids = None
+            if self.x0_table is not None and mix is not None:
+                x0, x0_ids = self.x0_table, ids
             return self._ws.ws_product(a, weight, self.gluon_configs["residual"], epilogue=self._ws.RESIDUAL, res=res,
                                        scale=scale, write_ss=write_ss, extra=extra, skip=skip, skip_source=skip_source,
-                                       skip_w=skip_w, x0=x0, mix=mix)
+                                       skip_w=skip_w, x0=x0, x0_ids=x0_ids, mix=mix)
         config = self.configs["residual"]
         rows, cols = a.shape[0], weight.shape[0]
         bm, bn, bk = config.block_m, config.block_n, config.block_k
@@ -594,7 +605,7 @@ class FusedBaselineGPT:
             x, ss = self._residual(
                 hidden, params["down"], x_attn, params["mlp_scale"], write_ss=True, extra=extra, skip=skip_mode,
                 skip_source=skip_source, skip_w=self.skip_weights[following - num_encoder] if pops else None,
-                x0=x0, mix=blocks[following]["mix"])
+                x0=x0, ids=input_ids.reshape(-1), mix=blocks[following]["mix"])
             if store_extra:
                 skips.append(extra)
         h = F.rms_norm(x, (dim,))

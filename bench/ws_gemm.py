@@ -28,7 +28,7 @@ tests run them. Written for this benchmark; it is not the challenge's code.
 """
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -60,6 +60,12 @@ class WsConfig:
     consumer_regs: int = 232  # registers a thread in each consumer warpgroup (setmaxnreg)
     loader_regs: int = 40
     consumers: int = 2  # 2: ping-pong between two consumer warpgroups; 1: one, with the loader running ahead
+    # RESIDUAL only: ask for the tile's residual / skip / x0 tiles to be brought into L2 when its main loop
+    # starts (the epilogue then waits on L2, not HBM)
+    prefetch_l2: bool = False
+    # RESIDUAL with a mix only: read x0 rows from a [vocab, N] table by the rows' token ids (1 MB, stays in
+    # L2) instead of the [M, N] x0 tensor from HBM; the caller passes x0_ids
+    x0_from_ids: bool = False
 
     def __post_init__(self) -> None:
         if self.block_m not in (64, 128):
@@ -85,6 +91,21 @@ class WsConfig:
 # call): 128 x 128 tiles, 5 stages, ping-pong, the fastest there for relu2 and within 5 % of the fastest
 # for the residual without a stored skip; with one, 64 x 128 tiles were faster (0.67 against 0.76 ms).
 CONFIGS = {name: WsConfig(block_m=128, block_n=128, stages=5) for name in ("qkv", "residual", "relu2")}
+
+# Where the residual epilogue's operands come from (WsConfig.prefetch_l2, x0_from_ids), by name.
+RESIDUAL_OPERANDS = {"base": {}, "prefetch": dict(prefetch_l2=True), "gather": dict(x0_from_ids=True),
+                     "both": dict(prefetch_l2=True, x0_from_ids=True)}
+
+
+def configs_with(residual_operands: str, names=None) -> dict[str, WsConfig]:
+    """CONFIGS (those of `names`, all when None) with the residual's operands fetched as RESIDUAL_OPERANDS
+    names."""
+    if residual_operands not in RESIDUAL_OPERANDS:
+        raise ValueError(f"residual operands must be one of {sorted(RESIDUAL_OPERANDS)}, not {residual_operands!r}")
+    configs = {name: config for name, config in CONFIGS.items() if names is None or name in names}
+    if "residual" in configs:
+        configs["residual"] = replace(configs["residual"], **RESIDUAL_OPERANDS[residual_operands])
+    return configs
 
 
 @constexpr_function
@@ -183,7 +204,8 @@ class Epilogue:
     scale_ptr: gl.tensor
     skip_ptr: gl.tensor
     skip_w_ptr: gl.tensor
-    x0_ptr: gl.tensor
+    x0_ptr: gl.tensor  # the x0 tensor [M, N], or with X0_GATHER the x0 table [vocab, N]
+    x0_ids_ptr: gl.tensor  # X0_GATHER: the rows' token ids [M]
     mix_ptr: gl.tensor
     cos_ptr: gl.tensor  # QKV: the RoPE tables [positions, HEAD_DIM / 2] and the query gain [heads]
     sin_ptr: gl.tensor
@@ -204,14 +226,17 @@ class Epilogue:
     Q_COLS: gl.constexpr
     K_COLS: gl.constexpr
     HEAD_DIM: gl.constexpr
+    X0_GATHER: gl.constexpr
+    PREFETCH: gl.constexpr
 
     @constexpr_function
     def __init__(self, out_desc, extra_desc, ss_in_ptr, ss_out_ptr, res_ptr, scale_ptr, skip_ptr, skip_w_ptr,
-                 x0_ptr, mix_ptr, cos_ptr, sin_ptr, gain_ptr, M, eps, rows_per_window, pos_offset, N, K, EPILOGUE,
-                 D, PARTS, STORE_EXTRA, SKIP, MIX, WRITE_SS, Q_COLS, K_COLS, HEAD_DIM):
+                 x0_ptr, x0_ids_ptr, mix_ptr, cos_ptr, sin_ptr, gain_ptr, M, eps, rows_per_window, pos_offset, N, K,
+                 EPILOGUE, D, PARTS, STORE_EXTRA, SKIP, MIX, WRITE_SS, Q_COLS, K_COLS, HEAD_DIM, X0_GATHER, PREFETCH):
         self.out_desc, self.extra_desc, self.ss_in_ptr, self.ss_out_ptr = out_desc, extra_desc, ss_in_ptr, ss_out_ptr
         self.res_ptr, self.scale_ptr, self.skip_ptr, self.skip_w_ptr = res_ptr, scale_ptr, skip_ptr, skip_w_ptr
-        self.x0_ptr, self.mix_ptr, self.cos_ptr, self.sin_ptr, self.gain_ptr = x0_ptr, mix_ptr, cos_ptr, sin_ptr, gain_ptr
+        self.x0_ptr, self.x0_ids_ptr, self.mix_ptr = x0_ptr, x0_ids_ptr, mix_ptr
+        self.cos_ptr, self.sin_ptr, self.gain_ptr = cos_ptr, sin_ptr, gain_ptr
         self.M, self.eps, self.rows_per_window, self.pos_offset = M, eps, rows_per_window, pos_offset
         constant = gl.constexpr  # (a constexpr_function receives the constants unwrapped)
         self.N, self.K, self.EPILOGUE, self.D, self.PARTS = constant(N), constant(K), constant(EPILOGUE), constant(D), \
@@ -219,6 +244,7 @@ class Epilogue:
         self.STORE_EXTRA, self.SKIP, self.MIX, self.WRITE_SS = constant(STORE_EXTRA), constant(SKIP), constant(MIX), \
             constant(WRITE_SS)
         self.Q_COLS, self.K_COLS, self.HEAD_DIM = constant(Q_COLS), constant(K_COLS), constant(HEAD_DIM)
+        self.X0_GATHER, self.PREFETCH = constant(X0_GATHER), constant(PREFETCH)
 
 
 @gluon.jit
@@ -230,32 +256,70 @@ def _row_scale(e, rows, mask, layout: gl.constexpr):
 
 
 @gluon.jit
+def _x0_tile(e, rows, cols, in_range, tile_ptrs):
+    """The x0 rows of this tile: from the x0 tensor, or (X0_GATHER) from the table by the rows' token ids."""
+    if e.X0_GATHER:
+        ids = gl.load(e.x0_ids_ptr + rows, mask=rows < e.M, other=0)
+        return gl.load(e.x0_ptr + ids.to(gl.int64)[:, None] * e.N + cols[None, :], mask=in_range, other=0.0)
+    else:
+        return gl.load(e.x0_ptr + tile_ptrs, mask=in_range, other=0.0)
+
+
+@gluon.jit
+def _prefetch_l2(ptr, off_m, off_n, M, N: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr):
+    """One PTX L2 prefetch per 128-byte line of this [BM, BN] bf16 tile of a row-major [M, N] tensor (rows
+    past M clamped to the last); a warpgroup's thread a row."""
+    LINE: gl.constexpr = 64  # bf16 elements a line
+    layout: gl.constexpr = gl.BlockedLayout([1, BN // LINE], [32, 1], [4, 1], [1, 0])
+    rows = gl.minimum(off_m + gl.arange(0, BM, layout=gl.SliceLayout(1, layout)), M - 1)
+    cols = off_n + gl.arange(0, BN // LINE, layout=gl.SliceLayout(0, layout)) * LINE
+    gl.inline_asm_elementwise("prefetch.global.L2 [$1]; mov.u32 $0, 0;", "=r,l",
+                              [ptr + rows[:, None].to(gl.int64) * N + cols[None, :]], dtype=gl.int32, is_pure=False,
+                              pack=1)
+
+
+@gluon.jit
+def _prefetch_residual_operands(e, off_m, off_n, BM: gl.constexpr, BN: gl.constexpr):
+    _prefetch_l2(e.res_ptr, off_m, off_n, e.M, e.N, BM, BN)
+    if e.MIX:
+        if e.SKIP == 1:
+            _prefetch_l2(e.skip_ptr, off_m, off_n, e.M, e.N, BM, BN)
+        if not e.X0_GATHER:
+            _prefetch_l2(e.x0_ptr, off_m, off_n, e.M, e.N, BM, BN)
+
+
+@gluon.jit
 def _residual_epilogue(e, acc, out_buf, off_m, off_n, BM: gl.constexpr, BN: gl.constexpr):
     # The product goes through this consumer's staging buffer into a row-major layout, where the
     # residual, x0 and skip tiles load as 16-byte vectors of whole rows (in the wgmma layout a thread
-    # holds pairs of columns: 4-byte loads, half sectors).
+    # holds pairs of columns: 4-byte loads, half sectors). Their loads are issued once the accumulator
+    # is in shared memory (its registers free) and before the product is read back, all together: one
+    # wait on memory a tile instead of one for the residual and another for the skip and x0.
     layout: gl.constexpr = _row_major_layout(BN)
     out_dtype: gl.constexpr = e.out_desc.dtype
     tma.store_wait(pendings=0)
     out_buf.store(acc.to(out_dtype))
-    product = out_buf.load(layout).to(gl.float32)
     rows = off_m + gl.arange(0, BM, layout=gl.SliceLayout(1, layout))
     cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, layout))
     in_range = rows[:, None] < e.M
     tile_ptrs = rows[:, None] * e.N + cols[None, :]
     res = gl.load(e.res_ptr + tile_ptrs, mask=in_range, other=0.0)
+    if e.MIX:
+        x0 = _x0_tile(e, rows, cols, in_range, tile_ptrs)
+        if e.SKIP == 1:
+            skip = gl.load(e.skip_ptr + tile_ptrs, mask=in_range, other=0.0)
+    product = out_buf.load(layout).to(gl.float32)
     x = (res.to(gl.float32) + gl.load(e.scale_ptr + cols)[None, :] * product).to(out_dtype)
     if e.STORE_EXTRA:
         _store_tile(e.extra_desc, out_buf, x, off_m, off_n)  # the staging buffer, twice: 227 KiB
     if e.MIX:
         xf = x.to(gl.float32)
         if e.SKIP == 1:
-            skip = gl.load(e.skip_ptr + tile_ptrs, mask=in_range, other=0.0).to(gl.float32)
-            xf = (xf + gl.load(e.skip_w_ptr + cols)[None, :] * skip).to(out_dtype).to(gl.float32)
+            xf = (xf + gl.load(e.skip_w_ptr + cols)[None, :] * skip.to(gl.float32)).to(out_dtype).to(gl.float32)
         elif e.SKIP == 2:
             xf = (xf + gl.load(e.skip_w_ptr + cols)[None, :] * xf).to(out_dtype).to(gl.float32)
-        x0 = gl.load(e.x0_ptr + tile_ptrs, mask=in_range, other=0.0).to(gl.float32)
-        x = (gl.load(e.mix_ptr + cols)[None, :] * xf + gl.load(e.mix_ptr + e.N + cols)[None, :] * x0).to(out_dtype)
+        x = (gl.load(e.mix_ptr + cols)[None, :] * xf
+             + gl.load(e.mix_ptr + e.N + cols)[None, :] * x0.to(gl.float32)).to(out_dtype)
     _store_tile(e.out_desc, out_buf, x, off_m, off_n)
     if e.WRITE_SS:
         xf = x.to(gl.float32)
@@ -315,6 +379,9 @@ def _consumer(ring, e, which: gl.constexpr, CONSUMERS: gl.constexpr, BM: gl.cons
     local = which  # this program's tile count so far, for the ring position
     for tile in range(pid + which * programs, tiles, CONSUMERS * programs):
         off_m, off_n = _tile_offsets(tile, e.N, BM, BN)
+        if e.EPILOGUE == 2:
+            if e.PREFETCH:  # HBM -> L2 while the main loop runs
+                _prefetch_residual_operands(e, off_m, off_n, BM, BN)
         acc = _main_loop(ring.a_bufs, ring.w_bufs, ring.ready, ring.empty, ring.order, which, local // CONSUMERS,
                          local * (e.K // BK), e.K, BM, BN, BK, ring.STAGES, CONSUMERS, layout)
         local += CONSUMERS
@@ -345,11 +412,13 @@ def _consumer_even(ring, e, CONSUMERS: gl.constexpr, BM: gl.constexpr, BN: gl.co
 
 @gluon.jit(do_not_specialize=["M", "rows_per_window", "pos_offset"])  # a 1 would become a constexpr
 def ws_gemm_kernel(a_desc, w_desc, out_desc, extra_desc, ss_in_ptr, ss_out_ptr, res_ptr, scale_ptr, skip_ptr,
-                   skip_w_ptr, x0_ptr, mix_ptr, cos_ptr, sin_ptr, gain_ptr, M, eps, rows_per_window, pos_offset,
+                   skip_w_ptr, x0_ptr, x0_ids_ptr, mix_ptr, cos_ptr, sin_ptr, gain_ptr, M, eps, rows_per_window,
+                   pos_offset,
                    N: gl.constexpr, K: gl.constexpr, STAGES: gl.constexpr, EPILOGUE: gl.constexpr, D: gl.constexpr,
                    PARTS: gl.constexpr, STORE_EXTRA: gl.constexpr, SKIP: gl.constexpr, MIX: gl.constexpr,
                    WRITE_SS: gl.constexpr, Q_COLS: gl.constexpr, K_COLS: gl.constexpr, HEAD_DIM: gl.constexpr,
-                   CONSUMERS: gl.constexpr, CONSUMER_REGS: gl.constexpr, LOADER_REGS: gl.constexpr):
+                   X0_GATHER: gl.constexpr, PREFETCH: gl.constexpr, CONSUMERS: gl.constexpr,
+                   CONSUMER_REGS: gl.constexpr, LOADER_REGS: gl.constexpr):
     BM: gl.constexpr = a_desc.block_type.shape[0]
     BK: gl.constexpr = a_desc.block_type.shape[1]
     BN: gl.constexpr = w_desc.block_type.shape[0]
@@ -365,9 +434,9 @@ def ws_gemm_kernel(a_desc, w_desc, out_desc, extra_desc, ss_in_ptr, ss_out_ptr, 
     for i in gl.static_range(2):
         mbarrier.init(order.index(i), count=1)
     ring = Ring(a_bufs, w_bufs, ready, empty, order, out_bufs, STAGES)
-    e = Epilogue(out_desc, extra_desc, ss_in_ptr, ss_out_ptr, res_ptr, scale_ptr, skip_ptr, skip_w_ptr, x0_ptr, mix_ptr,
-                 cos_ptr, sin_ptr, gain_ptr, M, eps, rows_per_window, pos_offset, N, K, EPILOGUE, D, PARTS,
-                 STORE_EXTRA, SKIP, MIX, WRITE_SS, Q_COLS, K_COLS, HEAD_DIM)
+    e = Epilogue(out_desc, extra_desc, ss_in_ptr, ss_out_ptr, res_ptr, scale_ptr, skip_ptr, skip_w_ptr, x0_ptr,
+                 x0_ids_ptr, mix_ptr, cos_ptr, sin_ptr, gain_ptr, M, eps, rows_per_window, pos_offset, N, K, EPILOGUE,
+                 D, PARTS, STORE_EXTRA, SKIP, MIX, WRITE_SS, Q_COLS, K_COLS, HEAD_DIM, X0_GATHER, PREFETCH)
     # (the partitions' argument tuples are written in place: a tuple held in a variable turns constexprs into
     # tensors in Triton 3.6)
     if CONSUMERS == 2:
@@ -406,8 +475,8 @@ def _is_hopper(device: torch.device) -> bool:
 def _launch(a: Tensor, w: Tensor, config: WsConfig, out: Tensor, extra: Tensor | None, epilogue: int, *,
             dim: int, parts: int, eps: float = 0.0, ss: Tensor | None = None, ss_out: Tensor | None = None,
             res: Tensor | None = None, scale: Tensor | None = None, skip: int = 0, skip_source: Tensor | None = None,
-            skip_w: Tensor | None = None, x0: Tensor | None = None, mix: Tensor | None = None,
-            cos: Tensor | None = None, sin: Tensor | None = None, gain: Tensor | None = None,
+            skip_w: Tensor | None = None, x0: Tensor | None = None, x0_ids: Tensor | None = None,
+            mix: Tensor | None = None, cos: Tensor | None = None, sin: Tensor | None = None, gain: Tensor | None = None,
             rows_per_window: int = 1, pos_offset: int = 0, q_cols: int = 0, k_cols: int = 0, head_dim: int = 64,
             store_extra: bool = False) -> None:
     if not _is_hopper(a.device):
@@ -421,33 +490,38 @@ def _launch(a: Tensor, w: Tensor, config: WsConfig, out: Tensor, extra: Tensor |
     ws_gemm_kernel[(_programs(rows, cols, config, a.device),)](
         _desc(a, [bm, bk]), _desc(w, [bn, bk]), _desc(out, [bm, bn]), _desc(pointer(extra), [bm, bn]),
         pointer(ss), pointer(ss_out), pointer(res), pointer(scale), pointer(skip_source), pointer(skip_w), pointer(x0),
-        pointer(mix), pointer(cos), pointer(sin), pointer(gain), rows, eps, rows_per_window, pos_offset,
+        pointer(x0_ids), pointer(mix), pointer(cos), pointer(sin), pointer(gain), rows, eps, rows_per_window,
+        pos_offset,
         N=cols, K=inner, STAGES=config.stages, EPILOGUE=epilogue, D=dim, PARTS=parts, STORE_EXTRA=store_extra,
         SKIP=skip, MIX=mix is not None, WRITE_SS=ss_out is not None, Q_COLS=q_cols, K_COLS=k_cols,
-        HEAD_DIM=head_dim, CONSUMERS=config.consumers, CONSUMER_REGS=config.consumer_regs,
+        HEAD_DIM=head_dim, X0_GATHER=x0_ids is not None, PREFETCH=epilogue == RESIDUAL and config.prefetch_l2,
+        CONSUMERS=config.consumers, CONSUMER_REGS=config.consumer_regs,
         LOADER_REGS=config.loader_regs, num_warps=4, maxnreg=config.launch_regs)
 
 
 def ws_product(a: Tensor, w: Tensor, config: WsConfig, *, epilogue: int = BARE, ss: Tensor | None = None,
                eps: float = 0.0, res: Tensor | None = None, scale: Tensor | None = None, write_ss: bool = False,
                extra: Tensor | None = None, skip: int = 0, skip_source: Tensor | None = None,
-               skip_w: Tensor | None = None, x0: Tensor | None = None, mix: Tensor | None = None
-               ) -> tuple[Tensor, Tensor | None]:
+               skip_w: Tensor | None = None, x0: Tensor | None = None, x0_ids: Tensor | None = None,
+               mix: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """out = epilogue(a @ w^T) with a [M, K] and w [N, K] (both K-contiguous), for BARE, RELU2 and
     RESIDUAL (fused_model's _relu2 and _residual); returns (out, the partial sums of squares written
-    with write_ss)."""
+    with write_ss). With x0_ids ([M] token ids) x0 is a [vocab, N] table whose rows they pick."""
     rows, cols, inner = a.shape[0], w.shape[0], a.shape[1]
     if epilogue not in (BARE, RELU2, RESIDUAL):
         raise ValueError(f"ws_product takes the BARE, RELU2 and RESIDUAL epilogues (ws_qkv the QKV one), not {epilogue}")
     if epilogue == RESIDUAL and config.block_n != SS_CHUNK:
         raise ValueError(f"the residual epilogue's tiles are one {SS_CHUNK}-column chunk of the sums of squares wide, "
                          f"not {config.block_n}")
+    if x0_ids is not None and (x0 is None or x0.ndim != 2 or x0.shape[1] != cols or x0_ids.shape != (rows,)):
+        raise ValueError(f"x0_ids must hold one token id for each of the {rows} rows and x0 be a [vocab, {cols}] table, "
+                         f"not ids {tuple(x0_ids.shape)} and x0 {None if x0 is None else tuple(x0.shape)}")
     out = torch.empty(rows, cols, dtype=a.dtype, device=a.device)
     parts = max(1, cols // SS_CHUNK) if epilogue == RESIDUAL else (ss.shape[1] if ss is not None else 1)
     ss_out = torch.empty(rows, parts, dtype=torch.float32, device=a.device) if write_ss else None
     _launch(a, w, config, out, extra, epilogue, dim=inner if epilogue == RELU2 else cols, parts=parts, eps=eps, ss=ss,
-            ss_out=ss_out, res=res, scale=scale, skip=skip, skip_source=skip_source, skip_w=skip_w, x0=x0, mix=mix,
-            store_extra=extra is not None)
+            ss_out=ss_out, res=res, scale=scale, skip=skip, skip_source=skip_source, skip_w=skip_w, x0=x0,
+            x0_ids=x0_ids, mix=mix, store_extra=extra is not None)
     return out, ss_out
 
 
@@ -469,4 +543,4 @@ def ws_qkv(x: Tensor, ss: Tensor, weight: Tensor, config: WsConfig, *, q_cols: i
     return q, kv
 
 
-__all__ = ["BARE", "CONFIGS", "QKV", "RELU2", "RESIDUAL", "WsConfig", "ws_gemm_kernel", "ws_product", "ws_qkv"]
+__all__ = ["BARE", "CONFIGS", "QKV", "RELU2", "RESIDUAL", "RESIDUAL_OPERANDS", "WsConfig", "configs_with", "ws_gemm_kernel", "ws_product", "ws_qkv"]

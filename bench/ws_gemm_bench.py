@@ -34,6 +34,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out-dir", default="bench/results")
     parser.add_argument("--consumers", type=int, nargs="+", default=[1, 2], choices=(1, 2),
                         help="the schedules to time: 2 consumer warpgroups (ping-pong), 1")
+    parser.add_argument("--only", nargs="+", default=None,
+                        choices=("relu2", "residual", "residual_extra", "residual_skip", "residual_attn", "qkv_product"),
+                        help="time these products only (all by default)")
     return parser.parse_args()
 
 
@@ -44,8 +47,11 @@ def candidates(kernel: str, consumers: list[int]) -> list[ws_gemm.WsConfig]:
     shapes = [(64, 128, 5, 2), (128, 128, 4, 2), (128, 128, 5, 2), (128, 128, 4, 1)]
     if kernel != "residual":  # the residual epilogue's tiles are one sums-of-squares chunk wide
         shapes += [(64, 256, 3, 2), (64, 256, 4, 2)]
-    return [ws_gemm.WsConfig(block_m=bm, block_n=bn, stages=stages, consumers=count) for bm, bn, stages, count in shapes
-            if count in consumers]
+    configs = [ws_gemm.WsConfig(block_m=bm, block_n=bn, stages=stages, consumers=count)
+               for bm, bn, stages, count in shapes if count in consumers]
+    if kernel == "residual":  # where the epilogue's operands come from, at the default tiles
+        configs += [ws_gemm.configs_with(name)["residual"] for name in ws_gemm.RESIDUAL_OPERANDS if name != "base"]
+    return configs
 
 
 def bf16_difference(got: torch.Tensor, want: torch.Tensor) -> dict[str, float]:
@@ -75,29 +81,36 @@ def main() -> int:
     skip_source = torch.randn_like(x)
     bench = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")
 
-    # name: (A, W, Triton kernel, WS kernel given a config)
+    x0_table = fused._embed(torch.arange(shape.vocab_size, device=device), params["mix"])[0]
+    flat_ids = ids.reshape(-1)
+
+    def ws_residual(c, a, w, **options):
+        """The Gluon residual; with c.x0_from_ids (and a mix) x0 comes from the table by token id."""
+        if c.x0_from_ids and "mix" in options:
+            options.update(x0=x0_table, x0_ids=flat_ids)
+        return ws_gemm.ws_product(a, w, c, epilogue=ws_gemm.RESIDUAL, **options)
+
+    # name: (A, W, Triton kernel, WS kernel given a config); the residuals as the forward's blocks run them
+    mlp = dict(res=x, scale=params["mlp_scale"], write_ss=True, x0=x0, mix=params["mix"])
+    skip = dict(skip=1, skip_source=skip_source, skip_w=fused.skip_weights[0])
+    extra = torch.empty_like(x)
     jobs = {
         "relu2": (x, params["fc"], lambda: fused._relu2(x, ss, params["fc"]),
                   lambda c: ws_gemm.ws_product(x, params["fc"], c, epilogue=ws_gemm.RELU2, ss=ss, eps=fused.eps)[0]),
-        "residual": (hidden, params["down"],
-                     lambda: fused._residual(hidden, params["down"], x, params["mlp_scale"], write_ss=True, x0=x0,
-                                             mix=params["mix"]),
-                     lambda c: ws_gemm.ws_product(hidden, params["down"], c, epilogue=ws_gemm.RESIDUAL, res=x,
-                                                  scale=params["mlp_scale"], write_ss=True, x0=x0, mix=params["mix"])),
-        "residual_skip": (hidden, params["down"],
-                          lambda: fused._residual(hidden, params["down"], x, params["mlp_scale"], write_ss=True, skip=1,
-                                                  skip_source=skip_source, skip_w=fused.skip_weights[0], x0=x0,
-                                                  mix=params["mix"]),
-                          lambda c: ws_gemm.ws_product(hidden, params["down"], c, epilogue=ws_gemm.RESIDUAL, res=x,
-                                                       scale=params["mlp_scale"], write_ss=True, skip=1,
-                                                       skip_source=skip_source, skip_w=fused.skip_weights[0], x0=x0,
-                                                       mix=params["mix"])),
+        "residual": (hidden, params["down"], lambda: fused._residual(hidden, params["down"], **mlp),
+                     lambda c: ws_residual(c, hidden, params["down"], **mlp)),
+        "residual_extra": (hidden, params["down"], lambda: fused._residual(hidden, params["down"], extra=extra, **mlp),
+                           lambda c: ws_residual(c, hidden, params["down"], extra=extra, **mlp)),
+        "residual_skip": (hidden, params["down"], lambda: fused._residual(hidden, params["down"], **mlp, **skip),
+                          lambda c: ws_residual(c, hidden, params["down"], **mlp, **skip)),
         "residual_attn": (y, params["proj"],
                           lambda: fused._residual(y, params["proj"], x, params["attn_scale"], write_ss=True),
-                          lambda c: ws_gemm.ws_product(y, params["proj"], c, epilogue=ws_gemm.RESIDUAL, res=x,
-                                                       scale=params["attn_scale"], write_ss=True)),
+                          lambda c: ws_residual(c, y, params["proj"], res=x, scale=params["attn_scale"],
+                                                write_ss=True)),
         "qkv_product": (x, params["qkv"], None, None),
     }
+    if args.only:
+        jobs = {name: job for name, job in jobs.items() if name in args.only}
     results: dict = {"device": device_name(device, 1), "torch": torch.__version__, "rows": rows, "kernels": {}}
     import triton
     results["triton"] = triton.__version__

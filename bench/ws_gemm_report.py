@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.pop("TRITON_INTERPRET", None)  # the interpreter would hand us functions that cannot be compiled
@@ -41,14 +42,22 @@ def launches() -> list[tuple[str, ws_gemm.WsConfig, tuple, dict]]:
     x, w, h, down = zeros(rows, dim), zeros(hidden, dim), zeros(rows, hidden), zeros(dim, hidden)
     vector, mix, ss, table = zeros(dim, dtype=torch.float32), zeros(2 * dim, dtype=torch.float32), \
         zeros(rows, 4, dtype=torch.float32), zeros(1024, 32, dtype=torch.float32)
+    x0_table, ids = zeros(1024, dim), torch.zeros(rows, dtype=torch.int64)
+
+    def mlp_residual(c, **options):  # the forward's MLP residuals, x0 from the tensor or (x0_from_ids) the table
+        x0 = dict(x0=x0_table, x0_ids=ids) if c.x0_from_ids else dict(x0=x)
+        return ws_gemm.ws_product(h, down, c, epilogue=ws_gemm.RESIDUAL, res=x, scale=vector, write_ss=True, mix=mix,
+                                  **x0, **options)
+
     variants = {
         "bare": lambda c: ws_gemm.ws_product(x, w, c),
         "relu2": lambda c: ws_gemm.ws_product(x, w, c, epilogue=ws_gemm.RELU2, ss=ss, eps=1e-6),
         "residual": lambda c: ws_gemm.ws_product(x, zeros(dim, dim), c, epilogue=ws_gemm.RESIDUAL, res=x, scale=vector,
                                                  write_ss=True),
-        "residual_mix_skip_extra": lambda c: ws_gemm.ws_product(
-            h, down, c, epilogue=ws_gemm.RESIDUAL, res=x, scale=vector, write_ss=True, extra=torch.empty_like(x),
-            skip=1, skip_source=x, skip_w=vector, x0=x, mix=mix),
+        "residual_mix_extra": lambda c: mlp_residual(c, extra=torch.empty_like(x)),
+        "residual_mix_skip": lambda c: mlp_residual(c, skip=1, skip_source=x, skip_w=vector),
+        "residual_mix_skip_extra": lambda c: mlp_residual(c, extra=torch.empty_like(x), skip=1, skip_source=x,
+                                                          skip_w=vector),
         "qkv": lambda c: ws_gemm.ws_qkv(x, ss, w, c, q_cols=512, k_cols=256, head_dim=64, gain=vector[:8], cos=table,
                                         sin=table, rows_per_window=1024, pos_offset=0, eps=1e-6),
         "qkv_keys_values": lambda c: ws_gemm.ws_qkv(x, ss, w[512:], c, q_cols=0, k_cols=256, head_dim=64,
@@ -57,16 +66,20 @@ def launches() -> list[tuple[str, ws_gemm.WsConfig, tuple, dict]]:
     }
     configs = [ws_gemm.CONFIGS["residual"], ws_gemm.WsConfig(block_m=64, block_n=128, stages=5),
                ws_gemm.WsConfig(block_m=128, block_n=128, stages=4, consumers=1)]
+    # the residual epilogue's operand options, at the default tiles
+    options = [replace(ws_gemm.CONFIGS["residual"], prefetch_l2=prefetch, x0_from_ids=gather)
+               for prefetch, gather in ((True, False), (False, True), (True, True))]
     original, programs, is_hopper = ws_gemm.ws_gemm_kernel, ws_gemm._programs, ws_gemm._is_hopper
     # an H100's 132 SMs; the tensors are on the CPU, where a launch is recorded, not run
     ws_gemm.ws_gemm_kernel, ws_gemm._programs, ws_gemm._is_hopper = Recorder(), (lambda *args: 132), (lambda _: True)
     out = []
     try:
-        for config in configs:
-            for name, launch in variants.items():
-                recorded.clear()
-                launch(config)
-                out.append((name, config, *recorded[0]))
+        jobs = [(name, config) for config in configs for name in variants]
+        jobs += [(name, config) for config in options for name in variants if name.startswith("residual_mix")]
+        for name, config in jobs:
+            recorded.clear()
+            variants[name](config)
+            out.append((name, config, *recorded[0]))
     finally:
         ws_gemm.ws_gemm_kernel, ws_gemm._programs, ws_gemm._is_hopper = original, programs, is_hopper
     return out
@@ -112,6 +125,7 @@ def main() -> int:
         config, found = entry["config"], problems(entry)
         failed |= bool(found)
         tiles = f"{config['block_m']}x{config['block_n']}, {config['stages']} stages, {config['consumers']} consumer(s)"
+        tiles += "".join(f", {flag}" for flag in ("prefetch_l2", "x0_from_ids") if config.get(flag))
         table.add_row(entry["variant"], tiles, str(entry.get("spill_bytes", "")),
                       f"{entry.get('shared_bytes', 0) / 1024:.1f}", str(entry.get("hgmma", "")),
                       str(entry.get("tma_loads", "")), str(entry.get("setmaxnreg", "")), "; ".join(found) or "none")

@@ -10,7 +10,9 @@
 #    WS_PROBE=0, WS_BENCH=0, TRITON_EVAL=0 skip steps 1, 3 and the Triton-only evaluator run; NAIVE=0 the
 #    naive loop; TESTS_K selects tests (pytest -k); GRAPHS=1 replays the evaluator's batches from a CUDA graph
 #    (and times it without, in the same run); TIMELINE=1 first runs bench/forward_timeline.py --gluon (where one
-#    batch's time goes: kernels in order, idle gaps, host issue time, clocks under sustained load).
+#    batch's time goes: kernels in order, idle gaps, host issue time, clocks under sustained load);
+#    WS_RESIDUAL=base|prefetch|gather|both picks where the residual epilogue's operands come from (timeline and
+#    evaluator); WS_BENCH_ONLY="residual ..." limits the kernel bench to those products.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results="${1:-${OUT:-bench/results}}"
@@ -24,7 +26,11 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | t
 consumers=(--consumers 1 2)
 timeline_status=0
 if [[ "${TIMELINE:-0}" != 0 ]]; then
-    timeout 150 python3 bench/forward_timeline.py --gluon --out-dir "$results" 2>&1 | tee "$results/forward_timeline.log"
+    graphs=()
+    [[ "${GRAPHS:-0}" == 0 ]] && graphs=(--no-graphs)
+    timeout 150 python3 bench/forward_timeline.py --gluon --ws-residual "${WS_RESIDUAL:-base}" "${graphs[@]}" \
+        --out-dir "$results" 2>&1 \
+        | tee "$results/forward_timeline.log"
     timeline_status=${PIPESTATUS[0]}
 fi
 if [[ "${WS_PROBE:-1}" != 0 ]]; then
@@ -34,16 +40,20 @@ if [[ "${WS_PROBE:-1}" != 0 ]]; then
         echo "the ping-pong schedule faulted in the probe: the bench times one consumer only"; consumers=(--consumers 1)
     fi
 fi
-timeout 150 python3 -m pytest -q -m gpu tests/test_ws_gemm.py tests/test_fused_model.py tests/test_evaluator.py -k "${TESTS_K:-}" 2>&1 | tee "$results/ws_gemm_tests.log" | tail -15
+timeout 240 python3 -m pytest -q -m gpu tests/test_ws_gemm.py tests/test_fused_model.py tests/test_evaluator.py -k "${TESTS_K:-}" 2>&1 | tee "$results/ws_gemm_tests.log" | tail -15
 tests_status=${PIPESTATUS[0]}
 bench_status=0
 if [[ "${WS_BENCH:-1}" != 0 ]]; then
-    timeout 200 python3 bench/ws_gemm_bench.py --out-dir "$results" "${consumers[@]}" 2>&1 | tee "$results/ws_gemm_bench.log"
+    only=()
+    [[ -n "${WS_BENCH_ONLY:-}" ]] && only=(--only $WS_BENCH_ONLY)
+    timeout 200 python3 bench/ws_gemm_bench.py --out-dir "$results" "${consumers[@]}" "${only[@]}" 2>&1 \
+        | tee "$results/ws_gemm_bench.log"
     bench_status=${PIPESTATUS[0]}
 fi
 extra=()
 [[ "${NAIVE:-1}" == 0 ]] && extra+=(--no-naive)
 [[ "${GRAPHS:-0}" != 0 ]] && extra+=(--cuda-graphs)
+extra+=(--ws-residual "${WS_RESIDUAL:-base}")
 timeout 330 python3 bench/eval_throughput.py --model fused --gluon --also-plain --repeats 3 --profile "${extra[@]}" \
     --out-dir "$results" 2>&1 | tee "$results/eval_gluon.log" | grep -v '^ *[0-9.]*%  '
 gluon_status=${PIPESTATUS[0]}

@@ -214,6 +214,24 @@ def test_fused_forward_on_the_gluon_products_is_as_accurate_as_the_plain_model_o
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9),
+                    reason="bench/ws_gemm.py's Gluon kernels need a Hopper GPU")
+@pytest.mark.parametrize("operands", ["prefetch", "gather", "both"])
+def test_the_gluon_residual_operand_options_change_no_bit_of_the_logits(operands):
+    """An L2 prefetch of the residual epilogue's tiles, and x0 rows read from the table of every id's x0
+    by the batch's token ids: where the operands come from, not what they are."""
+    import ws_gemm
+
+    model = randomised_model(ModelShape(), "cuda", torch.bfloat16)
+    base = FusedBaselineGPT(model, gluon_configs=ws_gemm.configs_with("base"))
+    other = FusedBaselineGPT(model, gluon_configs=ws_gemm.configs_with(operands))
+    ids = torch.randint(0, model.vocab_size, (3, model.eval_seq_len), generator=torch.Generator().manual_seed(9)).cuda()
+    with torch.inference_mode():
+        for last_n in (None, 64):
+            assert torch.equal(other.forward_logits(ids, last_n), base.forward_logits(ids, last_n))
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("products", ["triton", "gluon"])
 def test_fused_forward_replayed_from_a_cuda_graph_equals_the_plain_call(products):
     """harness/cuda_graphs.py captures the fused forward (Triton or Gluon launches with TMA descriptors,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,17 @@ def test_configurations_the_hardware_cannot_take_are_refused():
         ws_gemm.WsConfig(consumers=3)
 
 
+def test_x0_ids_must_fit_the_table_and_the_rows():
+    a, w = torch.zeros(256, 64, dtype=torch.bfloat16), torch.zeros(128, 64, dtype=torch.bfloat16)
+    table = torch.zeros(1024, 128, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="one token id for each of the 256 rows"):
+        ws_gemm.ws_product(a, w, ws_gemm.WsConfig(), epilogue=ws_gemm.RESIDUAL, res=torch.zeros(256, 128),
+                           x0=table, x0_ids=torch.zeros(255, dtype=torch.int64), mix=torch.zeros(256))
+    with pytest.raises(ValueError, match=r"\[vocab, 128\] table"):
+        ws_gemm.ws_product(a, w, ws_gemm.WsConfig(), epilogue=ws_gemm.RESIDUAL, res=torch.zeros(256, 128),
+                           x0=torch.zeros(1024, 64), x0_ids=torch.zeros(256, dtype=torch.int64), mix=torch.zeros(256))
+
+
 @pytest.mark.skipif(ON_HOPPER, reason="checks the refusal on other devices")
 def test_a_device_other_than_hopper_is_refused_with_a_reason():
     a = torch.zeros(128, 64, dtype=torch.bfloat16)
@@ -92,6 +104,7 @@ def test_epilogues_match_the_triton_kernels(rows, block_m, block_n, stages, cons
     config = ws_gemm.WsConfig(block_m=block_m, block_n=block_n, stages=stages, consumers=consumers)
     ids = torch.randint(0, 1024, (1, rows), device=device)
     x0, x, ss = fused._embed(ids, params["mix"])
+    x0_table = fused._embed(torch.arange(1024, device=device), params["mix"])[0]
     hidden = torch.randn(rows, 1024, device=device, dtype=torch.bfloat16).abs_()
     skip_source = torch.randn_like(x)
 
@@ -122,6 +135,19 @@ def test_epilogues_match_the_triton_kernels(rows, block_m, block_n, stages, cons
         close(got, want)
         sums_close(got_ss, want_ss)
         close(extra, want_extra)
+        # The operand options change where the epilogue's inputs come from, not the arithmetic: the same
+        # bits. x0_from_ids reads x0 from the embed kernel's x0 of every id, by the rows' ids.
+        for flags in (dict(prefetch_l2=True), dict(x0_from_ids=True), dict(prefetch_l2=True, x0_from_ids=True)):
+            flagged = replace(config, **flags)
+            chosen = dict(options)
+            if flagged.x0_from_ids:
+                if "mix" not in options:
+                    continue
+                chosen.update(x0=x0_table, x0_ids=ids.reshape(-1))
+            again_extra = torch.empty_like(x)
+            again, again_ss = ws_gemm.ws_product(hidden, params["down"], flagged, epilogue=ws_gemm.RESIDUAL, res=x,
+                                                 scale=params["mlp_scale"], write_ss=True, extra=again_extra, **chosen)
+            assert torch.equal(again, got) and torch.equal(again_ss, got_ss) and torch.equal(again_extra, extra), flags
     gain = params["q_gain"]
     for q_cols, k_cols, weight in ((512, 256, params["qkv"]), (0, 256, params["qkv"][512:]),
                                    (512, 0, params["qkv"][:512])):
