@@ -81,9 +81,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--gluon", nargs="*", choices=("qkv", "residual", "relu2"), default=None,
                         help="with --model fused: run these kernels (all that have one when given no names) as "
                              "bench/ws_gemm.py's warp-specialised Gluon products (Hopper only)")
-    parser.add_argument("--ws-residual", default="base", choices=("base", "prefetch", "gather", "both"),
+    parser.add_argument("--ws-residual", default=None, choices=("base", "prefetch", "gather", "both"),
                         help="with --gluon: where the residual epilogue's operands come from (bench/ws_gemm.py's "
-                             "RESIDUAL_OPERANDS: an L2 prefetch at the tile's start, x0 rows from a table by token id)")
+                             "RESIDUAL_OPERANDS: an L2 prefetch at the tile's start, x0 rows from a table by token id; "
+                             "ws_gemm.DEFAULT_RESIDUAL_OPERANDS by default)")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="replay the fast path's batches from a CUDA graph (harness/cuda_graphs.py); also times it "
                              "without graphs in the same call and compares the two scores")
@@ -220,6 +221,7 @@ def main() -> int:
         if args.gluon is not None:
             import ws_gemm
 
+            args.ws_residual = args.ws_residual or ws_gemm.DEFAULT_RESIDUAL_OPERANDS
             gluon_configs = ws_gemm.configs_with(args.ws_residual, args.gluon or None)
         fused = fused_model.FusedBaselineGPT(model, fused_model.SMALL_MODEL_CONFIGS if args.small else None,
                                              gluon_configs=gluon_configs)
@@ -374,8 +376,10 @@ def main() -> int:
     if rank == 0:
         suffix = ("" if args.model == "bench" else f"_{args.model}_model") + ("_bf16_matrices" if args.matrices_bf16 else "")
         if fused is not None and fused.gluon_configs:
-            suffix += "_gluon_" + "_".join(sorted(fused.gluon_configs))
-            if args.ws_residual != "base" and "residual" in fused.gluon_configs:
+            import ws_gemm
+
+            suffix += "_gluon_" + "_".join(sorted(args.gluon or ("qkv", "relu2", "residual")))
+            if args.ws_residual != ws_gemm.DEFAULT_RESIDUAL_OPERANDS and "residual" in fused.gluon_configs:
                 suffix += f"_{args.ws_residual}"
         if args.cuda_graphs:
             suffix += "_graphs"

@@ -42,8 +42,9 @@ SMI_FIELDS = ("clocks.sm", "power.draw", "temperature.gpu", "clocks_event_reason
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gluon", action="store_true", help="the products as bench/ws_gemm.py's Gluon kernels")
-    parser.add_argument("--ws-residual", default="base", choices=("base", "prefetch", "gather", "both"),
-                        help="with --gluon: where the residual epilogue's operands come from (ws_gemm.RESIDUAL_OPERANDS)")
+    parser.add_argument("--ws-residual", default=None, choices=("base", "prefetch", "gather", "both"),
+                        help="with --gluon: where the residual epilogue's operands come from (ws_gemm.RESIDUAL_OPERANDS; "
+                             "ws_gemm.DEFAULT_RESIDUAL_OPERANDS by default)")
     parser.add_argument("--no-graphs", action="store_true", help="skip the CUDA-graph comparison")
     parser.add_argument("--batch-windows", type=int, default=256)
     parser.add_argument("--sustained-s", type=float, default=8.0, help="seconds of back-to-back forwards")
@@ -187,6 +188,7 @@ def main() -> int:
     if args.gluon:
         import ws_gemm
 
+        args.ws_residual = args.ws_residual or ws_gemm.DEFAULT_RESIDUAL_OPERANDS
         gluon_configs = ws_gemm.configs_with(args.ws_residual)
     fused = fused_model.FusedBaselineGPT(model, gluon_configs=gluon_configs)
     seq_len, last_n = model.eval_seq_len, rules.EVAL_STRIDE
@@ -247,7 +249,11 @@ def main() -> int:
     for key in ("timeline_error", "graphed_error"):
         if key in results:
             print(f"{key}: {results[key]}")
-    suffix = ("_gluon" + ("" if args.ws_residual == "base" else f"_{args.ws_residual}")) if args.gluon else ""
+    suffix = ""
+    if args.gluon:
+        import ws_gemm
+
+        suffix = "_gluon" + ("" if args.ws_residual == ws_gemm.DEFAULT_RESIDUAL_OPERANDS else f"_{args.ws_residual}")
     out = Path(args.out_dir, f"forward_timeline_{slug(results['device'])}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -424,7 +424,9 @@ class FusedBaselineGPT:
     def __init__(self, model: BaselineShapedGPT, configs: dict[str, TileConfig] | None = None,
                  gluon_configs: dict | None = None) -> None:
         """gluon_configs: {"qkv", "residual", "relu2": ws_gemm.WsConfig}, any of them, to run those kernels as
-        bench/ws_gemm.py's warp-specialised Gluon products (Hopper only), the same function."""
+        bench/ws_gemm.py's warp-specialised Gluon products (Hopper only), the same function; with "residual",
+        "residual_skip" and "residual_attn" give those kinds of residual launch their own tiles
+        (ws_gemm.CONFIGS)."""
         shape = model.shape
         self.model, self.shape = model, shape
         self.configs = dict(CONFIGS if configs is None else configs)
@@ -471,8 +473,7 @@ class FusedBaselineGPT:
         # in L2) instead of the [rows, dim] x0 of the batch from HBM: the embed kernel's own x0 of every id,
         # so the same values bit for bit.
         self.x0_table = None
-        residual_config = self.gluon_configs.get("residual")
-        if residual_config is not None and residual_config.x0_from_ids:
+        if any(getattr(config, "x0_from_ids", False) for config in self.gluon_configs.values()):
             every_id = torch.arange(self.vocab_size, device=self.emb.device)
             self.x0_table = self._embed(every_id, self.blocks[0]["mix"])[0]
 
@@ -517,10 +518,13 @@ class FusedBaselineGPT:
                   skip_w: Tensor | None = None, x0: Tensor | None = None, ids: Tensor | None = None,
                   mix: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         if "residual" in self.gluon_configs:
+            # the kind's own tiles where gluon_configs has them (ws_gemm.CONFIGS), the residual's otherwise
+            kind = "residual_skip" if skip == 1 else "residual" if mix is not None else "residual_attn"
+            config = self.gluon_configs.get(kind, self.gluon_configs["residual"])
             x0_ids = None
-            if self.x0_table is not None and mix is not None:
+            if config.x0_from_ids and mix is not None:
                 x0, x0_ids = self.x0_table, ids
-            return self._ws.ws_product(a, weight, self.gluon_configs["residual"], epilogue=self._ws.RESIDUAL, res=res,
+            return self._ws.ws_product(a, weight, config, epilogue=self._ws.RESIDUAL, res=res,
                                        scale=scale, write_ss=write_ss, extra=extra, skip=skip, skip_source=skip_source,
                                        skip_w=skip_w, x0=x0, x0_ids=x0_ids, mix=mix)
         config = self.configs["residual"]

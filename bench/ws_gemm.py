@@ -87,25 +87,34 @@ class WsConfig:
         return (self.consumers * self.consumer_regs + self.loader_regs) // (self.consumers + 1) // 8 * 8
 
 
-# The defaults for bench/fused_model.py's kernels (bench/results/ws_gemm_nvidia-h200.json, the third H200
-# call): 128 x 128 tiles, 5 stages, ping-pong, the fastest there for relu2 and within 5 % of the fastest
-# for the residual without a stored skip; with one, 64 x 128 tiles were faster (0.67 against 0.76 ms).
-CONFIGS = {name: WsConfig(block_m=128, block_n=128, stages=5) for name in ("qkv", "residual", "relu2")}
+# The defaults for bench/fused_model.py's kernels, from bench/results/ws_gemm_nvidia-h200.json (H200 calls,
+# median of do_bench on a batch's 262,144 rows): 128 x 128 tiles with ping-pong consumers everywhere but the
+# residual that adds a stored U-net skip, where 64 x 128 tiles ran 0.67-0.69 ms against 0.77-0.81; 5 stages
+# for qkv and relu2 (0.42 against 0.47 ms at 4), 4 for the residuals (0.55 against 0.58 ms; extra output
+# 0.61 against 0.64; attention-out 0.29 against 0.30-0.32). The residual keys are fused_model's three kinds of
+# residual launch: "residual" (after the MLP, with the residual mix), "residual_skip" (that, adding a stored
+# skip) and "residual_attn" (after attention, and the last block's MLP: no mix).
+_SQUARE = WsConfig(block_m=128, block_n=128, stages=5)
+CONFIGS = {"qkv": _SQUARE, "relu2": _SQUARE, "residual": replace(_SQUARE, stages=4),
+           "residual_skip": replace(_SQUARE, block_m=64), "residual_attn": replace(_SQUARE, stages=4)}
+RESIDUAL_KINDS = ("residual", "residual_skip", "residual_attn")
 
-# Where the residual epilogue's operands come from (WsConfig.prefetch_l2, x0_from_ids), by name.
+# Where the residual epilogue's operands come from (WsConfig.prefetch_l2, x0_from_ids), by name. The same
+# calls timed x0 from the table ("gather") 2-5 % faster than from the batch's x0 tensor; the L2 prefetch
+# gained nothing beside it (0.55 against 0.56 ms without a skip, 0.82 against 0.78 with one).
 RESIDUAL_OPERANDS = {"base": {}, "prefetch": dict(prefetch_l2=True), "gather": dict(x0_from_ids=True),
                      "both": dict(prefetch_l2=True, x0_from_ids=True)}
+DEFAULT_RESIDUAL_OPERANDS = "gather"
 
 
-def configs_with(residual_operands: str, names=None) -> dict[str, WsConfig]:
-    """CONFIGS (those of `names`, all when None) with the residual's operands fetched as RESIDUAL_OPERANDS
-    names."""
+def configs_with(residual_operands: str = DEFAULT_RESIDUAL_OPERANDS, names=None) -> dict[str, WsConfig]:
+    """CONFIGS for the kernels `names` ("qkv", "relu2", "residual": all when None; "residual" brings its three
+    kinds), with the residuals' operands fetched as RESIDUAL_OPERANDS[residual_operands] says."""
     if residual_operands not in RESIDUAL_OPERANDS:
         raise ValueError(f"residual operands must be one of {sorted(RESIDUAL_OPERANDS)}, not {residual_operands!r}")
-    configs = {name: config for name, config in CONFIGS.items() if names is None or name in names}
-    if "residual" in configs:
-        configs["residual"] = replace(configs["residual"], **RESIDUAL_OPERANDS[residual_operands])
-    return configs
+    wanted = lambda name: names is None or name in names or (name in RESIDUAL_KINDS and "residual" in names)
+    return {name: replace(config, **RESIDUAL_OPERANDS[residual_operands]) if name in RESIDUAL_KINDS else config
+            for name, config in CONFIGS.items() if wanted(name)}
 
 
 @constexpr_function
@@ -543,4 +552,5 @@ def ws_qkv(x: Tensor, ss: Tensor, weight: Tensor, config: WsConfig, *, q_cols: i
     return q, kv
 
 
-__all__ = ["BARE", "CONFIGS", "QKV", "RELU2", "RESIDUAL", "RESIDUAL_OPERANDS", "WsConfig", "configs_with", "ws_gemm_kernel", "ws_product", "ws_qkv"]
+__all__ = ["BARE", "CONFIGS", "DEFAULT_RESIDUAL_OPERANDS", "QKV", "RELU2", "RESIDUAL", "RESIDUAL_KINDS",
+           "RESIDUAL_OPERANDS", "WsConfig", "configs_with", "ws_gemm_kernel", "ws_product", "ws_qkv"]

@@ -126,6 +126,7 @@ def main() -> int:
         kernel = "residual" if name.startswith("residual") else name
         for config in candidates(kernel, args.consumers):
             label = f"bm{config.block_m}_bn{config.block_n}_s{config.stages}_c{config.consumers}"
+            label += "_prefetch" * config.prefetch_l2 + "_gather" * config.x0_from_ids
             row: dict = {"config": asdict(config)}
             try:
                 bare = ws_gemm.ws_product(a, w, config)[0]

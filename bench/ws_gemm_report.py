@@ -64,11 +64,12 @@ def launches() -> list[tuple[str, ws_gemm.WsConfig, tuple, dict]]:
                                                     gain=vector[:8], cos=table, sin=table, rows_per_window=1024,
                                                     pos_offset=0, eps=1e-6),
     }
-    configs = [ws_gemm.CONFIGS["residual"], ws_gemm.WsConfig(block_m=64, block_n=128, stages=5),
-               ws_gemm.WsConfig(block_m=128, block_n=128, stages=4, consumers=1)]
-    # the residual epilogue's operand options, at the default tiles
-    options = [replace(ws_gemm.CONFIGS["residual"], prefetch_l2=prefetch, x0_from_ids=gather)
-               for prefetch, gather in ((True, False), (False, True), (True, True))]
+    # every default tile shape (ws_gemm.CONFIGS: 128 x 128 at 5 and 4 stages, 64 x 128) and one consumer alone
+    configs = list(dict.fromkeys([*ws_gemm.CONFIGS.values(), ws_gemm.WsConfig(block_m=128, block_n=128, stages=4,
+                                                                               consumers=1)]))
+    # the residual epilogue's operand options, at the residuals' default tiles
+    options = [replace(ws_gemm.CONFIGS[kind], **flags) for kind in ("residual", "residual_skip")
+               for name, flags in ws_gemm.RESIDUAL_OPERANDS.items() if flags]
     original, programs, is_hopper = ws_gemm.ws_gemm_kernel, ws_gemm._programs, ws_gemm._is_hopper
     # an H100's 132 SMs; the tensors are on the CPU, where a launch is recorded, not run
     ws_gemm.ws_gemm_kernel, ws_gemm._programs, ws_gemm._is_hopper = Recorder(), (lambda *args: 132), (lambda _: True)

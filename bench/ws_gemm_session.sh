@@ -11,7 +11,7 @@
 #    naive loop; TESTS_K selects tests (pytest -k); GRAPHS=1 replays the evaluator's batches from a CUDA graph
 #    (and times it without, in the same run); TIMELINE=1 first runs bench/forward_timeline.py --gluon (where one
 #    batch's time goes: kernels in order, idle gaps, host issue time, clocks under sustained load);
-#    WS_RESIDUAL=base|prefetch|gather|both picks where the residual epilogue's operands come from (timeline and
+#    WS_RESIDUAL=base|prefetch|gather|both (ws_gemm.DEFAULT_RESIDUAL_OPERANDS when unset) picks where the residual epilogue's operands come from (timeline and
 #    evaluator); WS_BENCH_ONLY="residual ..." limits the kernel bench to those products.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,8 @@ timeline_status=0
 if [[ "${TIMELINE:-0}" != 0 ]]; then
     graphs=()
     [[ "${GRAPHS:-0}" == 0 ]] && graphs=(--no-graphs)
-    timeout 150 python3 bench/forward_timeline.py --gluon --ws-residual "${WS_RESIDUAL:-base}" "${graphs[@]}" \
+    [[ -n "${WS_RESIDUAL:-}" ]] && graphs+=(--ws-residual "$WS_RESIDUAL")
+    timeout 150 python3 bench/forward_timeline.py --gluon "${graphs[@]}" \
         --out-dir "$results" 2>&1 \
         | tee "$results/forward_timeline.log"
     timeline_status=${PIPESTATUS[0]}
@@ -53,7 +54,7 @@ fi
 extra=()
 [[ "${NAIVE:-1}" == 0 ]] && extra+=(--no-naive)
 [[ "${GRAPHS:-0}" != 0 ]] && extra+=(--cuda-graphs)
-extra+=(--ws-residual "${WS_RESIDUAL:-base}")
+[[ -n "${WS_RESIDUAL:-}" ]] && extra+=(--ws-residual "$WS_RESIDUAL")
 timeout 330 python3 bench/eval_throughput.py --model fused --gluon --also-plain --repeats 3 --profile "${extra[@]}" \
     --out-dir "$results" 2>&1 | tee "$results/eval_gluon.log" | grep -v '^ *[0-9.]*%  '
 gluon_status=${PIPESTATUS[0]}
