@@ -21,7 +21,9 @@ mix and sums of squares; 3, qkv: the row scale, then per head the q/k RMSNorm, R
 accumulator registers a thread at BN = 128, with the epilogue's operands beside them; the compiled
 kernels spill nothing: bench/ws_gemm_report.py). The residual and qkv epilogues pass the product
 through the consumer's staging buffer into a row-major layout, where the tiles they read load as
-16-byte vectors.
+16-byte vectors; the residual issues those loads together once the accumulator is in shared memory, can
+ask for them in L2 when the tile's main loop starts (WsConfig.prefetch_l2), and can read x0 rows from a
+[vocab, N] table by the rows' token ids instead of an [M, N] tensor (WsConfig.x0_from_ids).
 
 Gluon compiles for sm_90a only (no interpreter): the CPU tests compile the kernels offline and the GPU
 tests run them. Written for this benchmark; it is not the challenge's code.
@@ -87,13 +89,15 @@ class WsConfig:
         return (self.consumers * self.consumer_regs + self.loader_regs) // (self.consumers + 1) // 8 * 8
 
 
-# The defaults for bench/fused_model.py's kernels, from bench/results/ws_gemm_nvidia-h200.json (H200 calls,
-# median of do_bench on a batch's 262,144 rows): 128 x 128 tiles with ping-pong consumers everywhere but the
-# residual that adds a stored U-net skip, where 64 x 128 tiles ran 0.67-0.69 ms against 0.77-0.81; 5 stages
-# for qkv and relu2 (0.42 against 0.47 ms at 4), 4 for the residuals (0.55 against 0.58 ms; extra output
-# 0.61 against 0.64; attention-out 0.29 against 0.30-0.32). The residual keys are fused_model's three kinds of
-# residual launch: "residual" (after the MLP, with the residual mix), "residual_skip" (that, adding a stored
-# skip) and "residual_attn" (after attention, and the last block's MLP: no mix).
+# The defaults for bench/fused_model.py's kernels, from H200 calls of bench/ws_gemm_bench.py (median of
+# do_bench on a batch's 262,144 rows; bench/results/ws_gemm_nvidia-h200{_third,}.json): 128 x 128 tiles with
+# ping-pong consumers everywhere but the residual that adds a stored U-net skip, where 64 x 128 tiles ran
+# 0.67-0.69 ms against 0.75-0.81; 5 stages for qkv and relu2 (0.44 and 0.42 ms against 0.48 and 0.47 at 4),
+# 4 for the residuals (0.55-0.58 against 0.58-0.60 ms; with the extra output 0.61 against 0.64; after
+# attention 0.29 against 0.30-0.32, though in the forward's launch list 0.28 against 0.27). The residual keys
+# are fused_model's three kinds of residual launch: "residual" (after the MLP, with the residual mix),
+# "residual_skip" (that, adding a stored skip) and "residual_attn" (after attention, and the last block's
+# MLP: no mix).
 _SQUARE = WsConfig(block_m=128, block_n=128, stages=5)
 CONFIGS = {"qkv": _SQUARE, "relu2": _SQUARE, "residual": replace(_SQUARE, stages=4),
            "residual_skip": replace(_SQUARE, block_m=64), "residual_attn": replace(_SQUARE, stages=4)}

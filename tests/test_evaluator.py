@@ -173,9 +173,13 @@ def test_fast_path_equals_naive_on_cuda():
 
 
 def test_cuda_graphs_are_refused_off_cuda():
+    from harness.cuda_graphs import GraphedLogits
+
     stream, table = random_stream(50), byte_table()
     with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
         evaluate(logits_fn(TinyTransformer()), stream, table, seq_len=8, stride=4, cuda_graphs=True)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        GraphedLogits(logits_fn(TinyTransformer()), "cpu")
 
 
 @pytest.mark.gpu

@@ -174,3 +174,18 @@ def test_the_throughput_bench_refuses_gluon_off_hopper_without_a_traceback():
                           timeout=300)
     assert done.returncode == 1
     assert "Hopper GPU" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+@pytest.mark.parametrize("script, arguments, message", [
+    ("eval_throughput.py", ["--model", "fused", "--cuda-graphs", "--small", "--tokens", "2000", "--seq-len", "64"],
+     "--cuda-graphs needs a CUDA device"),
+    ("forward_timeline.py", ["--gluon"], "needs a CUDA GPU")])
+def test_gpu_only_bench_modes_refuse_the_cpu_with_one_line(script, arguments, message):
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), CUDA_VISIBLE_DEVICES="")
+    env.pop("TRITON_INTERPRET", None)
+    done = subprocess.run([sys.executable, str(root / "bench" / script), *arguments], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
