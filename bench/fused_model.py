@@ -4,7 +4,7 @@ bench/baseline_model.py's `BaselineShapedGPT` is written as submissions write th
 RMSNorm, RoPE, relu², residual add and mix is its own pass over the activations, which torch.compile
 fuses with its neighbours but not into the matrix products. On one H100 that elementwise traffic was
 ~40 % of the evaluator's time (README). `FusedBaselineGPT` computes the same function from the same
-weights with four kinds of kernel, so that the activations go through memory once per product:
+weights with five kinds of kernel, so that the activations go through memory once per product:
 
 - embed:    x0 = rms_norm(emb[ids]); block 0's mixed input; its per-row sums of squares
 - qkv:      (x @ Wqkv^T) * rsqrt(mean(x^2) + eps) per row (the input RMSNorm as a row scale), then per
@@ -12,6 +12,12 @@ weights with four kinds of kernel, so that the activations go through memory onc
 - residual: res + scale * (a @ W^T) for the attention and MLP outputs, with the next block's skip add
             and residual mix, and the sums of squares its RMSNorm needs, in the epilogue
 - relu2:    relu(rsqrt(mean(x^2) + eps) * (x @ Wfc^T))^2
+- first_qkv: block 0's qkv without a product: its input depends on the token alone (the embedding and
+            the residual mix), so the qkv product with its row scale is a [vocab, N] table made once when
+            the model is built (by the qkv kernel), and each row gathers its token's entry and gets the
+            qkv epilogue's per-head RMSNorm, RoPE and gain: the product ran once per row of every window,
+            and at stride 64 each token sits in 16 windows (the table, like every weight here, is taken
+            when FusedBaselineGPT is built: later changes to the model are not seen)
 
 Attention stays with PyTorch's SDPA (cuDNN first, as the evaluator selects); the output head runs in
 PyTorch on the scored positions only. RMSNorm's row scale is applied to the product instead of its
@@ -88,6 +94,7 @@ CONFIGS: dict[str, TileConfig] = {
     "relu2": TileConfig(block_n=256, programs_per_sm=1),
 }
 EMBED_BLOCK_M = 16
+FIRST_QKV_BLOCK_M = 64  # rows a program of first_qkv_kernel (one head of columns)
 # Tiles for small models (width 128, one KV head of 64): CPU checks under the interpreter.
 SMALL_MODEL_CONFIGS: dict[str, TileConfig] = {
     "qkv": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
@@ -213,6 +220,41 @@ def _qkv_tile(tile, a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, g
             kv_desc.store([off_m, off_n - Q_COLS], rotated)
     else:
         kv_desc.store([off_m, off_n - Q_COLS], acc.to(OUT_DTYPE))
+
+
+@triton.jit
+def first_qkv_kernel(ids_ptr, table_ptr, cos_ptr, sin_ptr, gain_ptr, q_ptr, kv_ptr, M, rows_per_window, eps,
+                     N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr, HEAD_DIM: tl.constexpr,
+                     BM: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    """Block 0's q, k and v by token id: block 0's input is a function of the token alone (its embedding
+    and the residual mix), not of the window, so the qkv product with its row scale is a table computed
+    once per vocabulary entry ([vocab, N], rounded where qkv_kernel rounds it). A program takes BM rows
+    and one head's columns, gathers their table rows and applies qkv_kernel's epilogue from there on:
+    the per-head RMSNorm, RoPE at the row's position in its window, the query gain (values: copied)."""
+    HALF: tl.constexpr = HEAD_DIM // 2
+    rows = tl.program_id(0) * BM + tl.arange(0, BM)
+    off_n = tl.program_id(1) * HEAD_DIM
+    in_range = rows[:, None] < M
+    ids = tl.load(ids_ptr + rows, mask=rows < M, other=0)
+    cols = off_n + tl.arange(0, HEAD_DIM)
+    y = tl.load(table_ptr + ids[:, None].to(tl.int64) * N + cols[None, :]).to(tl.float32)
+    out_cols = tl.where(off_n < Q_COLS, cols, cols - Q_COLS)
+    if off_n < Q_COLS + K_COLS:
+        y = y * tl.rsqrt(tl.sum(y * y, axis=1) / HEAD_DIM + eps)[:, None]
+        first, second = tl.split(tl.reshape(y, (BM, HALF, 2)))  # columns alternate halves
+        positions = rows % rows_per_window
+        j = tl.arange(0, HALF)
+        cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :], mask=in_range, other=0.0)
+        sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :], mask=in_range, other=0.0)
+        gain = tl.load(gain_ptr + off_n // HEAD_DIM, mask=off_n < Q_COLS, other=1.0)
+        rotated = tl.reshape(tl.join((first * cos + second * sin) * gain, (second * cos - first * sin) * gain),
+                             (BM, HEAD_DIM)).to(OUT_DTYPE)
+        if off_n < Q_COLS:
+            tl.store(q_ptr + rows[:, None] * Q_COLS + out_cols[None, :], rotated, mask=in_range)
+        else:
+            tl.store(kv_ptr + rows[:, None] * (N - Q_COLS) + out_cols[None, :], rotated, mask=in_range)
+    else:
+        tl.store(kv_ptr + rows[:, None] * (N - Q_COLS) + out_cols[None, :], y.to(OUT_DTYPE), mask=in_range)
 
 
 @triton.jit
@@ -422,11 +464,12 @@ class FusedBaselineGPT:
     """`forward_logits(ids, last_n)` of a BaselineShapedGPT, with the kernels above (same weights)."""
 
     def __init__(self, model: BaselineShapedGPT, configs: dict[str, TileConfig] | None = None,
-                 gluon_configs: dict | None = None) -> None:
+                 gluon_configs: dict | None = None, first_block_table: bool = True) -> None:
         """gluon_configs: {"qkv", "residual", "relu2": ws_gemm.WsConfig}, any of them, to run those kernels as
         bench/ws_gemm.py's warp-specialised Gluon products (Hopper only), the same function; with "residual",
         "residual_skip" and "residual_attn" give those kinds of residual launch their own tiles
-        (ws_gemm.CONFIGS)."""
+        (ws_gemm.CONFIGS). first_block_table: block 0's q, k, v from a table of its qkv product for every token
+        id (first_qkv_kernel) instead of a product over every row of every window."""
         shape = model.shape
         self.model, self.shape = model, shape
         self.configs = dict(CONFIGS if configs is None else configs)
@@ -472,6 +515,12 @@ class FusedBaselineGPT:
         # With the Gluon residual's x0_from_ids, its epilogue reads x0 rows from this table by token id (1 MB,
         # in L2) instead of the [rows, dim] x0 of the batch from HBM: the embed kernel's own x0 of every id,
         # so the same values bit for bit.
+        # Block 0's input depends on the token only: its qkv product (with the row scale) for every id, once.
+        self.first_qkv_table = None
+        if first_block_table and len(self.blocks) > 1:
+            every_id = torch.arange(self.vocab_size, device=self.emb.device)
+            _, mixed, ss = self._embed(every_id, self.blocks[0]["mix"])
+            self.first_qkv_table = self._qkv(mixed, ss, self.blocks[0]["qkv"], 0, 0, self.blocks[0]["q_gain"], 1, 0)[1]
         self.x0_table = None
         if any(getattr(config, "x0_from_ids", False) for config in self.gluon_configs.values()):
             every_id = torch.arange(self.vocab_size, device=self.emb.device)
@@ -511,6 +560,18 @@ class FusedBaselineGPT:
             rows, rows_per_window, pos_offset, self.eps, D=self.shape.model_dim, N=cols, Q_COLS=q_cols,
             K_COLS=k_cols, HEAD_DIM=self.shape.head_dim, PARTS=self.parts, OUT_DTYPE=self.out_dtype,
             **launch_options(config, persistent_mode=False))
+        return q, kv
+
+    def _first_qkv(self, ids: Tensor, length: int) -> tuple[Tensor, Tensor]:
+        """Block 0's (q, k and v) for windows of `length` tokens, from first_qkv_table by token id."""
+        rows, head_dim = ids.numel(), self.shape.head_dim
+        cols = self.first_qkv_table.shape[1]
+        q = torch.empty(rows, self.q_dim, dtype=self.dtype, device=ids.device)
+        kv = torch.empty(rows, cols - self.q_dim, dtype=self.dtype, device=ids.device)
+        first_qkv_kernel[(triton.cdiv(rows, FIRST_QKV_BLOCK_M), cols // head_dim)](
+            ids.reshape(-1), self.first_qkv_table, self.cos, self.sin, self.blocks[0]["q_gain"], q, kv, rows, length,
+            self.eps, N=cols, Q_COLS=self.q_dim, K_COLS=self.kv_dim, HEAD_DIM=head_dim, BM=FIRST_QKV_BLOCK_M,
+            OUT_DTYPE=self.out_dtype, num_warps=4)
         return q, kv
 
     def _residual(self, a: Tensor, weight: Tensor, res: Tensor, scale: Tensor, *, write_ss: bool,
@@ -582,7 +643,11 @@ class FusedBaselineGPT:
         skips: list[Tensor] = []
         for index, params in enumerate(blocks):
             last = index == len(blocks) - 1
-            if not last:
+            if index == 0 and not last and self.first_qkv_table is not None:
+                q, kv = self._first_qkv(input_ids, length)
+                y = self._attention(q, kv, batch, length, length)
+                residual = x
+            elif not last:
                 q, kv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
                 y = self._attention(q, kv, batch, length, length)
                 residual = x

@@ -158,6 +158,56 @@ def test_a_changed_parameter_is_seen(sabotage):
     assert any(f >= 1.5 * p for f, p in errors(fused, model, exact, ids))
 
 
+def _first_block_qkv_both_ways(device: str, dtype: torch.dtype, configs, shape: ModelShape, batch: int):
+    """Block 0's (q, kv) through the table (first_qkv_kernel) and through the product over every row."""
+    model = randomised_model(shape, device, dtype)
+    fused = FusedBaselineGPT(model, configs)
+    ids = torch.randint(0, shape.vocab_size, (batch, shape.seq_len), generator=torch.Generator().manual_seed(4))
+    ids = ids.to(device)
+    with torch.inference_mode():
+        from_table = fused._first_qkv(ids, shape.seq_len)
+        _, x, ss = fused._embed(ids, fused.blocks[0]["mix"])
+        params = fused.blocks[0]
+        from_product = fused._qkv(x, ss, params["qkv"], fused.q_dim, fused.kv_dim, params["q_gain"], shape.seq_len, 0)
+    return from_table, from_product
+
+
+def assert_same_to_one_rounding(got: torch.Tensor, want: torch.Tensor) -> None:
+    """The table path and the product round at the same places; only the per-head sum of squares may be
+    added in another order, moving a value by one unit in the last place now and then."""
+    ulp = 2.0 ** -(7 if got.dtype == torch.bfloat16 else 10)  # of a value in [1, 2)
+    got, want = got.float(), want.float()
+    assert ((got - want).abs() <= ulp * want.abs().clamp_min(2 ** -14)).all()
+    assert (got != want).float().mean() < 0.01
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernels compiled")
+def test_block_zero_from_the_table_equals_its_product_in_the_interpreter():
+    """Block 0's input is a function of the token alone, so its q, k, v by token id from a table of every
+    id's product are the product's values at every row of every window (RoPE at the row's position)."""
+    (q_table, kv_table), (q, kv) = _first_block_qkv_both_ways("cpu", torch.float16, SMALL_MODEL_CONFIGS, SMALL, 2)
+    assert_same_to_one_rounding(q_table, q)
+    assert_same_to_one_rounding(kv_table, kv)
+
+
+@pytest.mark.gpu
+def test_block_zero_from_the_table_equals_its_product_on_cuda():
+    (q_table, kv_table), (q, kv) = _first_block_qkv_both_ways("cuda", torch.bfloat16, None, ModelShape(), 4)
+    assert_same_to_one_rounding(q_table, q)
+    assert_same_to_one_rounding(kv_table, kv)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
+def test_fused_forward_without_the_block_zero_table_is_as_accurate_too():
+    model = randomised_model(SMALL, "cpu", torch.float16)
+    exact = randomised_model(SMALL, "cpu", torch.float64)
+    ids = torch.randint(0, SMALL.vocab_size, (2, SMALL.seq_len), generator=torch.Generator().manual_seed(11))
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, first_block_table=False)
+    assert fused.first_qkv_table is None
+    for (shorten, last_n), (fused_error, plain_error) in zip(WINDOWS, errors(fused, model, exact, ids)):
+        assert fused_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}"
+
+
 def test_qkv_tiles_must_not_straddle_q_k_and_v():
     model = randomised_model(SMALL, "cpu", torch.float16)
     fused = FusedBaselineGPT(model, dict(SMALL_MODEL_CONFIGS, qkv=TileConfig(block_m=32, block_n=128, block_k=32)))
@@ -293,11 +343,13 @@ def test_kernels_compile_for_hopper_with_matrix_instructions_and_no_spills(tmp_p
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     kernels = json.loads(report_path.read_text())["kernels"]
     assert all(not k["error"] and k["spill_bytes"] == 0 for k in kernels)
-    products = [k for k in kernels if k["kernel"] != "embed_kernel"]
+    products = [k for k in kernels if k["kernel"] in ("qkv_kernel", "residual_kernel", "relu2_kernel")]
     assert products and all(k["hgmma"] > 0 and k["tma_loads"] > 0 for k in products)
     of = lambda name, *keys: {tuple(k["constexprs"][key] for key in keys) for k in kernels if k["kernel"] == name}
-    # Full blocks; the last block's keys/values for every position and queries for the scored ones.
-    assert of("qkv_kernel", "Q_COLS", "K_COLS") == {("512", "256"), ("0", "256"), ("512", "0")}
+    # Block 0's table (every column unrotated) and its gather; full blocks; the last block's keys/values for
+    # every position and queries for the scored ones.
+    assert of("first_qkv_kernel", "Q_COLS", "K_COLS") == {("512", "256")}
+    assert of("qkv_kernel", "Q_COLS", "K_COLS") == {("0", "0"), ("512", "256"), ("0", "256"), ("512", "0")}
     # No skip, a stored skip, the block's own output as the skip; a U-net source stored on the side.
     assert {("0",), ("1",), ("2",)} == of("residual_kernel", "SKIP")
     assert ("True", "0") in of("residual_kernel", "STORE_EXTRA", "SKIP")
