@@ -46,6 +46,9 @@ def parse_args() -> argparse.Namespace:
                         help="with --gluon: where the residual epilogue's operands come from (ws_gemm.RESIDUAL_OPERANDS; "
                              "ws_gemm.DEFAULT_RESIDUAL_OPERANDS by default)")
     parser.add_argument("--no-graphs", action="store_true", help="skip the CUDA-graph comparison")
+    parser.add_argument("--also-without-table", action="store_true",
+                        help="also time forwards (rested, sustained) with block 0's product over every row instead of "
+                             "fused_model's table by token id")
     parser.add_argument("--batch-windows", type=int, default=256)
     parser.add_argument("--sustained-s", type=float, default=8.0, help="seconds of back-to-back forwards")
     parser.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
@@ -135,6 +138,17 @@ def kernel_timeline(fn, ids, last_n, forwards: int) -> list[dict]:
 def per_forward(timeline: list[dict], forwards: int) -> list[list[dict]]:
     size = len(timeline) // forwards
     return [timeline[i * size:(i + 1) * size] for i in range(forwards)]
+
+
+def rested_and_sustained(fn, ids, last_n, count: int) -> dict:
+    """Median ms of single forwards after a pause, and of `count` back-to-back ones (after a warm-up)."""
+    timed_forwards(fn, ids, last_n, 3)
+    rested = []
+    for _ in range(3):
+        time.sleep(1.5)
+        rested += timed_forwards(fn, ids, last_n, 1)
+    sustained = timed_forwards(fn, ids, last_n, count)
+    return {"rested_ms": round(statistics.median(rested), 3), "sustained_ms": round(statistics.median(sustained), 3)}
 
 
 def timeline_results(fn, ids, last_n, forwards: int = 3) -> dict:
@@ -227,6 +241,10 @@ def main() -> int:
             results.update(timeline_results(fn, ids, last_n))
         except Exception as error:  # the other measurements still stand
             results["timeline_error"] = f"{type(error).__name__}: {error}"
+        if args.also_without_table:
+            plain_first = fused_model.FusedBaselineGPT(model, gluon_configs=gluon_configs, first_block_table=False)
+            results["without_first_block_table"] = rested_and_sustained(plain_first.forward_logits, ids, last_n, count)
+            results["with_first_block_table_again"] = rested_and_sustained(fn, ids, last_n, count)
         try:
             if not args.no_graphs:
                 results.update(graphed_results(fn, ids, last_n, device, count))
@@ -246,6 +264,9 @@ def main() -> int:
     if "graphed_ms" in results:
         print(f"graphed: {results['graphed_ms']} ms vs {results['ungraphed_ms_same_phase']} ms; equal "
               f"{results['graphed_equal']} (max abs diff {results['graphed_max_abs_diff']})")
+    for key in ("without_first_block_table", "with_first_block_table_again"):
+        if key in results:
+            print(f"{key}: {results[key]}")
     for key in ("timeline_error", "graphed_error"):
         if key in results:
             print(f"{key}: {results[key]}")

@@ -29,7 +29,7 @@ if [[ "${TIMELINE:-0}" != 0 ]]; then
     graphs=()
     [[ "${GRAPHS:-0}" == 0 ]] && graphs=(--no-graphs)
     [[ -n "${WS_RESIDUAL:-}" ]] && graphs+=(--ws-residual "$WS_RESIDUAL")
-    timeout 150 python3 bench/forward_timeline.py --gluon "${graphs[@]}" \
+    timeout 200 python3 bench/forward_timeline.py --gluon --also-without-table "${graphs[@]}" \
         --out-dir "$results" 2>&1 \
         | tee "$results/forward_timeline.log"
     timeline_status=${PIPESTATUS[0]}
