@@ -183,6 +183,19 @@ def compare_with_fp32(model, fast_fn, logits_fn, prefix, table, fast_args, commo
     }
 
 
+def compared_runs(name: str, runs: list, fast, fast_wall_s: float, scale: float) -> dict:
+    """Another fast-path variant's timed runs against the fast path's: its times, seconds per split, the
+    fast path's speedup over it and how far the two scores are apart (keys named after `name`)."""
+    wall_s = statistics.median(r.wall_s for r in runs)
+    return {
+        f"{name}_fast_wall_s": [round(r.wall_s, 3) for r in runs],
+        f"{name}_seconds_per_split": round(wall_s * scale, 2),
+        f"speedup_vs_{name}": round(wall_s / fast_wall_s, 3),
+        f"val_loss_{name}": runs[0].val_loss,
+        f"max_rel_diff_vs_{name}": max_rel_diff((fast.val_loss, fast.val_bpb), (runs[0].val_loss, runs[0].val_bpb)),
+    }
+
+
 def main() -> int:
     args = parse_args()
     if args.model == "fused":  # Triton is needed for this model only
@@ -330,25 +343,9 @@ def main() -> int:
         results["ws_residual"] = args.ws_residual
         if tuning is not None:
             results["fused_tuning_ms"] = tuning
-    if ungraphed_runs is not None:
-        ungraphed_wall_s = statistics.median(r.wall_s for r in ungraphed_runs)
-        results.update({
-            "without_graphs_fast_wall_s": [round(r.wall_s, 3) for r in ungraphed_runs],
-            "without_graphs_seconds_per_split": round(ungraphed_wall_s * scale, 2),
-            "speedup_vs_without_graphs": round(ungraphed_wall_s / fast_wall_s, 3),
-            "max_rel_diff_vs_without_graphs": max_rel_diff((fast.val_loss, fast.val_bpb),
-                                                           (ungraphed_runs[0].val_loss, ungraphed_runs[0].val_bpb)),
-        })
-    if plain_runs is not None:
-        plain_wall_s = statistics.median(r.wall_s for r in plain_runs)
-        results.update({
-            "plain_model_fast_wall_s": [round(r.wall_s, 3) for r in plain_runs],
-            "plain_model_seconds_per_split": round(plain_wall_s * scale, 2),
-            "speedup_vs_plain_model": round(plain_wall_s / fast_wall_s, 3),
-            "val_loss_plain_model": plain_runs[0].val_loss,
-            "max_rel_diff_vs_plain_model": max_rel_diff((fast.val_loss, fast.val_bpb),
-                                                        (plain_runs[0].val_loss, plain_runs[0].val_bpb)),
-        })
+    for name, runs in (("without_graphs", ungraphed_runs), ("plain_model", plain_runs)):
+        if runs is not None:
+            results.update(compared_runs(name, runs, fast, fast_wall_s, scale))
     if eager is not None:
         results["eager_seconds_per_split"] = round(eager.wall_s * scale, 2)
         results["val_loss_eager"] = eager.val_loss
