@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import re
 import statistics
@@ -211,6 +212,11 @@ def main() -> int:
                                    or torch.cuda.get_device_capability(device)[0] != 9):
         sys.exit(f"eval_throughput.py: --gluon runs bench/ws_gemm.py's kernels in --model fused on a Hopper GPU "
                  f"(sm_90) only; here --model {args.model} on {device_name(device, world_size)}")
+    if args.cuda_graphs and device.type != "cuda":
+        sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
+    if args.model == "fused" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        sys.exit("eval_throughput.py: --model fused runs Triton kernels: on a CUDA device, or on the CPU under "
+                 "TRITON_INTERPRET=1 (with --small)")
     shape = ModelShape(seq_len=args.seq_len, fused_qkv=not args.separate_qkv)
     if args.small:
         width = dict(model_dim=64, num_heads=4, num_kv_heads=2)
@@ -254,9 +260,7 @@ def main() -> int:
     plain_args = dict(common, batch_tokens=batch_tokens, compile=compile_mode)
     # The fused kernels are compiled by Triton; torch.compile has nothing left to fuse around them.
     fast_args = dict(plain_args, compile=False) if fused is not None else plain_args
-    if args.cuda_graphs:
-        if device.type != "cuda":
-            sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
+    if args.cuda_graphs:  # (a CUDA device: checked above)
         ungraphed_args, fast_args = fast_args, dict(fast_args, cuda_graphs=True)
     warmup_tokens = min(len(stream), args.seq_len + 3 * args.batch_windows * args.stride + 7)
 

@@ -180,6 +180,8 @@ def test_the_throughput_bench_refuses_gluon_off_hopper_without_a_traceback():
 @pytest.mark.parametrize("script, arguments, message", [
     ("eval_throughput.py", ["--model", "fused", "--cuda-graphs", "--small", "--tokens", "2000", "--seq-len", "64"],
      "--cuda-graphs needs a CUDA device"),
+    ("eval_throughput.py", ["--model", "fused", "--small", "--tokens", "2000", "--seq-len", "64"],
+     "on the CPU under TRITON_INTERPRET=1"),
     ("forward_timeline.py", ["--gluon"], "needs a CUDA GPU")])
 def test_gpu_only_bench_modes_refuse_the_cpu_with_one_line(script, arguments, message):
     root = Path(__file__).resolve().parents[1]
