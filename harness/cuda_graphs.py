@@ -1,8 +1,9 @@
 """Replay a logits function from CUDA graphs: one capture per input shape, then one launch per batch.
 
-A forward of many small kernels (the fused model's ~50 per batch) leaves the GPU idle while the host
-issues launches, and hands each kernel's start to the driver; a captured graph replays them all with
-one host call. The function must be graph-safe: the same kernels on the same shapes every call, no
+A forward of many kernels can leave the GPU waiting while the host issues launches; a captured graph
+replays them all with one host call. (For bench/fused_model.py's forward on an H200 the host kept ahead:
+0.13 ms idle in a 22 ms batch, 97.42 s per split with graphs against 96.95 s without; README. So the
+evaluator leaves graphs off by default.) The function must be graph-safe: the same kernels on the same shapes every call, no
 host synchronisation, no data-dependent host control flow, its own allocations only (they come from
 the graph's memory pool). The evaluator's fast path feeds only full windows of one shape (padded), so
 one capture serves the whole split.
