@@ -512,19 +512,22 @@ class FusedBaselineGPT:
         self.cos = model.cos.to(self.dtype).float().contiguous()
         self.sin = model.sin.to(self.dtype).float().contiguous()
         self.emb = model.tok_emb.weight.detach().contiguous()
-        # With the Gluon residual's x0_from_ids, its epilogue reads x0 rows from this table by token id (1 MB,
-        # in L2) instead of the [rows, dim] x0 of the batch from HBM: the embed kernel's own x0 of every id,
-        # so the same values bit for bit.
-        # Block 0's input depends on the token only: its qkv product (with the row scale) for every id, once.
-        self.first_qkv_table = None
-        if first_block_table and len(self.blocks) > 1:
-            every_id = torch.arange(self.vocab_size, device=self.emb.device)
-            _, mixed, ss = self._embed(every_id, self.blocks[0]["mix"])
-            self.first_qkv_table = self._qkv(mixed, ss, self.blocks[0]["qkv"], 0, 0, self.blocks[0]["q_gain"], 1, 0)[1]
-        self.x0_table = None
-        if any(getattr(config, "x0_from_ids", False) for config in self.gluon_configs.values()):
-            every_id = torch.arange(self.vocab_size, device=self.emb.device)
-            self.x0_table = self._embed(every_id, self.blocks[0]["mix"])[0]
+        # Tables by token id, from the embed kernel's outputs for every id (so the same values bit for bit):
+        # - first_qkv_table: block 0's input depends on the token only, so its qkv product (with the row
+        #   scale) is computed once per id (first_qkv_kernel gathers it and does the rest of the epilogue);
+        # - x0_table: with the Gluon residual's x0_from_ids its epilogue reads x0 rows from here (1 MB, in L2)
+        #   instead of the batch's [rows, dim] x0 from HBM.
+        self.first_qkv_table = self.x0_table = None
+        wants_x0 = any(getattr(config, "x0_from_ids", False) for config in self.gluon_configs.values())
+        wants_qkv = first_block_table and len(self.blocks) > 1
+        if wants_x0 or wants_qkv:
+            every_x0, every_mixed, every_ss = self._embed(torch.arange(self.vocab_size, device=self.emb.device),
+                                                          self.blocks[0]["mix"])
+            if wants_qkv:
+                self.first_qkv_table = self._qkv(every_mixed, every_ss, self.blocks[0]["qkv"], 0, 0,
+                                                 self.blocks[0]["q_gain"], 1, 0)[1]
+            if wants_x0:
+                self.x0_table = every_x0
 
     # -- the kernels, one call each ---------------------------------------------------------------
 
