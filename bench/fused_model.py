@@ -186,6 +186,19 @@ def _qkv_epilogue_inputs(ss_ptr, cos_ptr, sin_ptr, gain_ptr, rows, off_n, M, row
 
 
 @triton.jit
+def _norm_rope_gain(values, cos, sin, gain, eps, BM: tl.constexpr, HEADS: tl.constexpr, HEAD_DIM: tl.constexpr):
+    """The qkv epilogue on q or k columns, fp32 [BM, HEADS * HEAD_DIM] in and out: per head the RMSNorm,
+    RoPE on the rotation pairs (adjacent columns; cos, sin [BM, 1, HEAD_DIM / 2]) and the gain
+    (broadcasting to [BM, HEADS, HEAD_DIM / 2]: the query gain, 1 on keys)."""
+    HALF: tl.constexpr = HEAD_DIM // 2
+    heads = tl.reshape(values, (BM, HEADS, HEAD_DIM))
+    heads = heads * tl.rsqrt(tl.sum(heads * heads, axis=2) / HEAD_DIM + eps)[:, :, None]
+    first, second = tl.split(tl.reshape(heads, (BM, HEADS, HALF, 2)))  # columns alternate halves
+    rotated = tl.join((first * cos + second * sin) * gain, (second * cos - first * sin) * gain)
+    return tl.reshape(rotated, (BM, HEADS * HEAD_DIM))
+
+
+@triton.jit
 def _qkv_tile(tile, a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, gain_ptr, M, rows_per_window,
               pos_offset, eps, D: tl.constexpr, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
               HEAD_DIM: tl.constexpr, PARTS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
@@ -207,13 +220,7 @@ def _qkv_tile(tile, a_desc, w_desc, q_desc, kv_desc, ss_ptr, cos_ptr, sin_ptr, g
     # The block's input RMSNorm, as a row scale on the product; rounded where the model stores q, k, v.
     acc = (acc * scale[:, None]).to(OUT_DTYPE).to(tl.float32)
     if off_n < Q_COLS + K_COLS:
-        HEADS: tl.constexpr = BN // HEAD_DIM
-        HALF: tl.constexpr = HEAD_DIM // 2
-        heads = tl.reshape(acc, (BM, HEADS, HEAD_DIM))
-        heads = heads * tl.rsqrt(tl.sum(heads * heads, axis=2) / HEAD_DIM + eps)[:, :, None]
-        first, second = tl.split(tl.reshape(heads, (BM, HEADS, HALF, 2)))  # columns alternate halves
-        rotated = tl.join((first * cos + second * sin) * gain, (second * cos - first * sin) * gain)
-        rotated = tl.reshape(rotated, (BM, BN)).to(OUT_DTYPE)
+        rotated = _norm_rope_gain(acc, cos, sin, gain, eps, BM, BN // HEAD_DIM, HEAD_DIM).to(OUT_DTYPE)
         if off_n < Q_COLS:
             q_desc.store([off_m, off_n], rotated)
         else:
@@ -240,15 +247,12 @@ def first_qkv_kernel(ids_ptr, table_ptr, cos_ptr, sin_ptr, gain_ptr, q_ptr, kv_p
     y = tl.load(table_ptr + ids[:, None].to(tl.int64) * N + cols[None, :]).to(tl.float32)
     out_cols = tl.where(off_n < Q_COLS, cols, cols - Q_COLS)
     if off_n < Q_COLS + K_COLS:
-        y = y * tl.rsqrt(tl.sum(y * y, axis=1) / HEAD_DIM + eps)[:, None]
-        first, second = tl.split(tl.reshape(y, (BM, HALF, 2)))  # columns alternate halves
         positions = rows % rows_per_window
         j = tl.arange(0, HALF)
-        cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :], mask=in_range, other=0.0)
-        sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :], mask=in_range, other=0.0)
+        cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :], mask=in_range, other=0.0)[:, None, :]
+        sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :], mask=in_range, other=0.0)[:, None, :]
         gain = tl.load(gain_ptr + off_n // HEAD_DIM, mask=off_n < Q_COLS, other=1.0)
-        rotated = tl.reshape(tl.join((first * cos + second * sin) * gain, (second * cos - first * sin) * gain),
-                             (BM, HEAD_DIM)).to(OUT_DTYPE)
+        rotated = _norm_rope_gain(y, cos, sin, gain, eps, BM, 1, HEAD_DIM).to(OUT_DTYPE)
         if off_n < Q_COLS:
             tl.store(q_ptr + rows[:, None] * Q_COLS + out_cols[None, :], rotated, mask=in_range)
         else:
@@ -646,12 +650,11 @@ class FusedBaselineGPT:
         skips: list[Tensor] = []
         for index, params in enumerate(blocks):
             last = index == len(blocks) - 1
-            if index == 0 and not last and self.first_qkv_table is not None:
-                q, kv = self._first_qkv(input_ids, length)
-                y = self._attention(q, kv, batch, length, length)
-                residual = x
-            elif not last:
-                q, kv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
+            if not last:
+                if index == 0 and self.first_qkv_table is not None:
+                    q, kv = self._first_qkv(input_ids, length)
+                else:
+                    q, kv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
                 y = self._attention(q, kv, batch, length, length)
                 residual = x
             else:  # keys and values for every position, queries for the last n
