@@ -235,6 +235,7 @@ def main() -> int:
     stream, table = synthetic_inputs(args.tokens, shape.vocab_size)
     logits_fn = model.forward_logits  # what the naive loops run: the plain model
     fast_fn, tuning, fused = logits_fn, None, None
+    gluon_suffix = ""  # of the results file: the Gluon kernels, and a residual operand option not the default
     if args.model == "fused":
         gluon_configs = None
         if args.gluon is not None:
@@ -242,6 +243,9 @@ def main() -> int:
 
             args.ws_residual = args.ws_residual or ws_gemm.DEFAULT_RESIDUAL_OPERANDS
             gluon_configs = ws_gemm.configs_with(args.ws_residual, args.gluon or None)
+            gluon_suffix = "_gluon_" + "_".join(sorted(args.gluon or ("qkv", "relu2", "residual")))
+            if args.ws_residual != ws_gemm.DEFAULT_RESIDUAL_OPERANDS and "residual" in gluon_configs:
+                gluon_suffix += f"_{args.ws_residual}"
         fused = fused_model.FusedBaselineGPT(model, fused_model.SMALL_MODEL_CONFIGS if args.small else None,
                                              gluon_configs=gluon_configs)
         if args.tune and device.type == "cuda":
@@ -376,12 +380,7 @@ def main() -> int:
         })
     if rank == 0:
         suffix = ("" if args.model == "bench" else f"_{args.model}_model") + ("_bf16_matrices" if args.matrices_bf16 else "")
-        if fused is not None and fused.gluon_configs:
-            import ws_gemm
-
-            suffix += "_gluon_" + "_".join(sorted(args.gluon or ("qkv", "relu2", "residual")))
-            if args.ws_residual != ws_gemm.DEFAULT_RESIDUAL_OPERANDS and "residual" in fused.gluon_configs:
-                suffix += f"_{args.ws_residual}"
+        suffix += gluon_suffix
         if args.cuda_graphs:
             suffix += "_graphs"
         out = Path(args.out_dir, f"eval_throughput_{slug(results['device'])}{suffix}.json")

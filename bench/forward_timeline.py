@@ -140,13 +140,19 @@ def per_forward(timeline: list[dict], forwards: int) -> list[list[dict]]:
     return [timeline[i * size:(i + 1) * size] for i in range(forwards)]
 
 
+def rested_forwards(fn, ids, last_n, pauses: int) -> list[float]:
+    """Milliseconds of single forwards, each after a 1.5 s pause."""
+    rested = []
+    for _ in range(pauses):
+        time.sleep(1.5)
+        rested += timed_forwards(fn, ids, last_n, 1)
+    return rested
+
+
 def rested_and_sustained(fn, ids, last_n, count: int) -> dict:
     """Median ms of single forwards after a pause, and of `count` back-to-back ones (after a warm-up)."""
     timed_forwards(fn, ids, last_n, 3)
-    rested = []
-    for _ in range(3):
-        time.sleep(1.5)
-        rested += timed_forwards(fn, ids, last_n, 1)
+    rested = rested_forwards(fn, ids, last_n, 3)
     sustained = timed_forwards(fn, ids, last_n, count)
     return {"rested_ms": round(statistics.median(rested), 3), "sustained_ms": round(statistics.median(sustained), 3)}
 
@@ -165,13 +171,11 @@ def timeline_results(fn, ids, last_n, forwards: int = 3) -> dict:
                           "idle_us": round(span - busy, 1)})
     middle = groups[1]
     previous_end = middle[0]["start_us"]
-    launches = []
+    launches, by_name = [], {}
     for kernel in middle:
         launches.append({"name": kernel["name"][:90], "us": round(kernel["us"], 1),
                          "gap_before_us": round(kernel["start_us"] - previous_end, 1)})
         previous_end = kernel["start_us"] + kernel["us"]
-    by_name: dict[str, float] = {}
-    for kernel in middle:
         by_name[kernel["name"][:60]] = by_name.get(kernel["name"][:60], 0.0) + kernel["us"]
     return {"timeline_forwards": summaries, "launches": launches,
             "busy_by_kernel_us": {k: round(v, 1) for k, v in sorted(by_name.items(), key=lambda item: -item[1])}}
@@ -198,12 +202,13 @@ def main() -> int:
     device = torch.device("cuda")
     torch.manual_seed(0)
     model = BaselineShapedGPT(ModelShape()).to(device=device, dtype=torch.bfloat16)
-    gluon_configs = None
+    gluon_configs, suffix = None, ""
     if args.gluon:
         import ws_gemm
 
         args.ws_residual = args.ws_residual or ws_gemm.DEFAULT_RESIDUAL_OPERANDS
         gluon_configs = ws_gemm.configs_with(args.ws_residual)
+        suffix = "_gluon" + ("" if args.ws_residual == ws_gemm.DEFAULT_RESIDUAL_OPERANDS else f"_{args.ws_residual}")
     fused = fused_model.FusedBaselineGPT(model, gluon_configs=gluon_configs)
     seq_len, last_n = model.eval_seq_len, rules.EVAL_STRIDE
     ids = torch.randint(0, model.vocab_size, (args.batch_windows, seq_len), device=device)
@@ -223,10 +228,7 @@ def main() -> int:
             torch.cuda.synchronize()
         results["host_issue_ms"] = round(statistics.median(host_ms), 3)
         # Rested: one forward after a pause, a few times.
-        rested = []
-        for _ in range(4):
-            time.sleep(1.5)
-            rested += timed_forwards(fn, ids, last_n, 1)
+        rested = rested_forwards(fn, ids, last_n, 4)
         results["rested_ms"] = [round(t, 3) for t in rested]
         # Sustained, with clocks sampled.
         per_call = statistics.median(rested)
@@ -270,11 +272,6 @@ def main() -> int:
     for key in ("timeline_error", "graphed_error"):
         if key in results:
             print(f"{key}: {results[key]}")
-    suffix = ""
-    if args.gluon:
-        import ws_gemm
-
-        suffix = "_gluon" + ("" if args.ws_residual == ws_gemm.DEFAULT_RESIDUAL_OPERANDS else f"_{args.ws_residual}")
     out = Path(args.out_dir, f"forward_timeline_{slug(results['device'])}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
