@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from triton_modes import interpreting
+
 
 def _import_triton_interpreted_without_a_gpu() -> None:
     """On a CPU-only machine Triton's own library (tl.sum and the rest, @jit functions themselves) must be
@@ -15,8 +17,6 @@ def _import_triton_interpreted_without_a_gpu() -> None:
     after it failed. So Triton's library, Gluon's too (which accepts interpreted functions only while the
     interpreter is on), is imported here, interpreted, before any test module, whichever order they run
     in; TRITON_INTERPRET is as it was afterwards, for the kernels the test modules define."""
-    import os
-
     try:
         import torch
 
@@ -24,22 +24,15 @@ def _import_triton_interpreted_without_a_gpu() -> None:
             return
     except ImportError:
         return
-    before = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        import triton.language  # noqa: F401
-    except ImportError:
-        pass
-    else:
+    with interpreting():
+        try:
+            import triton.language  # noqa: F401
+        except ImportError:
+            return
         try:
             import triton.experimental.gluon  # noqa: F401
         except ImportError:  # a Triton without Gluon
             pass
-    finally:
-        if before is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = before
 
 
 _import_triton_interpreted_without_a_gpu()

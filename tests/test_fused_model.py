@@ -7,7 +7,6 @@ cannot load bfloat16); on CUDA (`pytest -m gpu`) they run compiled, in bfloat16.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from dataclasses import replace
@@ -16,23 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
+import triton_modes
+
 INTERPRET = not torch.cuda.is_available()
 
 
-@contextlib.contextmanager
 def interpreting():
-    """TRITON_INTERPRET=1 on a CPU-only machine for the block, then as it was: Triton must see it when
-    it is imported, and (3.9) when kernels are called; no other test should."""
-    before = os.environ.get("TRITON_INTERPRET")
-    if INTERPRET:
-        os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TRITON_INTERPRET", None)
-        else:
-            os.environ["TRITON_INTERPRET"] = before
+    """The interpreter for the block on a CPU-only machine (tests/triton_modes.py); no other test should see it."""
+    return triton_modes.interpreting(INTERPRET)
 
 
 with interpreting():
