@@ -4,7 +4,7 @@ bench/baseline_model.py's `BaselineShapedGPT` is written as submissions write th
 RMSNorm, RoPE, relu², residual add and mix is its own pass over the activations, which torch.compile
 fuses with its neighbours but not into the matrix products. On one H100 that elementwise traffic was
 ~40 % of the evaluator's time (README). `FusedBaselineGPT` computes the same function from the same
-weights with five kinds of kernel, so that the activations go through memory once per product:
+weights with six kinds of kernel, so that the activations go through memory once per product:
 
 - embed:    x0 = rms_norm(emb[ids]); block 0's mixed input; its per-row sums of squares
 - qkv:      (x @ Wqkv^T) * rsqrt(mean(x^2) + eps) per row (the input RMSNorm as a row scale), then per
@@ -18,10 +18,14 @@ weights with five kinds of kernel, so that the activations go through memory onc
             qkv epilogue's per-head RMSNorm, RoPE and gain: the product ran once per row of every window,
             and at stride 64 each token sits in 16 windows (the table, like every weight here, is taken
             when FusedBaselineGPT is built: later changes to the model are not seen)
+- first_attention: block 0's attention, from the same table, shared across a batch's windows where they
+            are consecutive windows of one stream (the evaluator's batches): a score between two tokens is the
+            same in every window holding both, so each key block's scores are computed once, not once per
+            window (see the kernel)
 
-Attention stays with PyTorch's SDPA (cuDNN first, as the evaluator selects); the output head runs in
-PyTorch on the scored positions only. RMSNorm's row scale is applied to the product instead of its
-input (the same function: a row scale commutes with the product); values are rounded to the storage
+Attention in the other blocks stays with PyTorch's SDPA (cuDNN first, as the evaluator selects); the
+output head runs in PyTorch on the scored positions only. RMSNorm's row scale is applied to the product
+instead of its input (the same function: a row scale commutes with the product); values are rounded to the storage
 dtype where the plain model stores them between blocks, and kept in fp32 inside a kernel, so the two
 implementations agree to bf16 rounding, not bit for bit (the benchmark reports by how much).
 
@@ -47,6 +51,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from baseline_model import BaselineShapedGPT
+from harness import rules
 
 SS_CHUNK = 128  # columns per partial sum of squares: a row's RMS is the sum of D / SS_CHUNK partials
 
@@ -95,6 +100,7 @@ CONFIGS: dict[str, TileConfig] = {
 }
 EMBED_BLOCK_M = 16
 FIRST_QKV_BLOCK_M = 64  # rows a program of first_qkv_kernel (one head of columns)
+FIRST_ATTENTION_WARPS = 4
 # Tiles for small models (width 128, one KV head of 64): CPU checks under the interpreter.
 SMALL_MODEL_CONFIGS: dict[str, TileConfig] = {
     "qkv": TileConfig(block_m=32, block_n=64, block_k=32, num_warps=4, num_stages=2),
@@ -259,6 +265,93 @@ def first_qkv_kernel(ids_ptr, table_ptr, cos_ptr, sin_ptr, gain_ptr, q_ptr, kv_p
             tl.store(kv_ptr + rows[:, None] * (N - Q_COLS) + out_cols[None, :], rotated, mask=in_range)
     else:
         tl.store(kv_ptr + rows[:, None] * (N - Q_COLS) + out_cols[None, :], y.to(OUT_DTYPE), mask=in_range)
+
+
+@triton.jit
+def _rotated_table_rows(table_ptr, cos_ptr, sin_ptr, ids, first_cols, positions, gain, eps, N: tl.constexpr,
+                        ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    """One head's q or k for ROWS rows, from block 0's table as first_qkv_kernel makes them: row r is table row
+    ids[r] from column first_cols[r] on, with the per-head RMSNorm, RoPE at positions[r] and the gain."""
+    HALF: tl.constexpr = HEAD_DIM // 2
+    j = tl.arange(0, HALF)
+    values = tl.load(table_ptr + ids[:, None] * N + first_cols[:, None] + tl.arange(0, HEAD_DIM)[None, :])
+    cos = tl.load(cos_ptr + positions[:, None] * HALF + j[None, :])[:, None, :]
+    sin = tl.load(sin_ptr + positions[:, None] * HALF + j[None, :])[:, None, :]
+    return _norm_rope_gain(values.to(tl.float32), cos, sin, gain, eps, ROWS, 1, HEAD_DIM).to(OUT_DTYPE)
+
+
+@triton.jit
+def first_attention_kernel(stream_ptr, ids_ptr, consecutive_ptr, table_ptr, cos_ptr, sin_ptr, gain_ptr, y_ptr,
+                           windows, eps, qk_scale, N: tl.constexpr, Q_COLS: tl.constexpr, K_COLS: tl.constexpr,
+                           HEAD_DIM: tl.constexpr, GROUP: tl.constexpr, STRIDE: tl.constexpr,
+                           WINDOW_BLOCKS: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    """Block 0's attention for `windows` windows (ids [windows, WINDOW_BLOCKS * STRIDE]), shared across them
+    where they are consecutive windows of one stream, STRIDE apart (*consecutive_ptr, found on the device:
+    the host never waits for it); stream_ptr then holds the (windows + WINDOW_BLOCKS - 1) * STRIDE tokens
+    they cover. y is [windows * WINDOW_BLOCKS * STRIDE, Q_COLS], time-major like SDPA's output.
+
+    Block 0's q, k and v are functions of the token and its position in the window (first_qkv_kernel), and
+    RoPE makes a score depend on the two positions' difference only, so the scores between two tokens are
+    the same in every window that holds both. Every window's attention of a query block (STRIDE queries of
+    one stream block A) then differs only in where its keys start: window w (starting at stream block w)
+    sees key blocks w .. A. A program takes one query block and the GROUP query heads of one KV head, walks
+    the key blocks backwards from A with the online softmax, and after key block B stores the normalised
+    output as window B's rows of block A: each key block's scores are computed once instead of once per
+    window. q and k come from the table as first_qkv_kernel makes them, with RoPE at their positions in the
+    earliest window of the batch that holds block A (every key block walked lies in it).
+
+    Rows that are not consecutive windows get the same walk per window: a program takes one query block of
+    one window, walks that window's key blocks back to its start and stores once, at the end."""
+    ROWS: tl.constexpr = GROUP * STRIDE  # the group's heads stacked: row m is head m // STRIDE, query m % STRIDE
+    program = tl.program_id(0)
+    kv_head = tl.program_id(1)
+    shared = tl.load(consecutive_ptr) != 0
+    if shared:  # program = the stream block A of the queries; the grid has more programs than blocks
+        tokens, block = stream_ptr, program
+        first = tl.maximum(program - (WINDOW_BLOCKS - 1), 0)  # the earliest window holding block A
+        position = (program - first) * STRIDE  # of block A in that window
+        active = program < windows + WINDOW_BLOCKS - 1
+    else:  # program = window * WINDOW_BLOCKS + the query block in it
+        tokens, block = ids_ptr, program
+        position = (program % WINDOW_BLOCKS) * STRIDE
+        active = program < windows * WINDOW_BLOCKS
+    if active:
+        m = tl.arange(0, ROWS)
+        query = m % STRIDE
+        head = kv_head * GROUP + m // STRIDE
+        d = tl.arange(0, HEAD_DIM)
+        q_ids = tl.load(tokens + block * STRIDE + query).to(tl.int64)
+        q = _rotated_table_rows(table_ptr, cos_ptr, sin_ptr, q_ids, head * HEAD_DIM, position + query,
+                                tl.load(gain_ptr + head)[:, None, None], eps, N, ROWS, HEAD_DIM, OUT_DTYPE)
+        key = tl.arange(0, STRIDE)
+        k_col = Q_COLS + kv_head * HEAD_DIM
+        v_cols = k_col + K_COLS + d
+        row_max = tl.full((ROWS,), float("-inf"), tl.float32)
+        row_sum = tl.zeros((ROWS,), tl.float32)
+        acc = tl.zeros((ROWS, HEAD_DIM), tl.float32)
+        steps = position // STRIDE + 1  # the key blocks back to the window's start
+        for step in range(0, steps):
+            k_ids = tl.load(tokens + (block - step) * STRIDE + key).to(tl.int64)
+            k_pos = position - step * STRIDE + key
+            k = _rotated_table_rows(table_ptr, cos_ptr, sin_ptr, k_ids, key * 0 + k_col, k_pos, 1.0, eps, N, STRIDE,
+                                    HEAD_DIM, OUT_DTYPE)
+            v = tl.load(table_ptr + k_ids[:, None] * N + v_cols[None, :])
+            scores = tl.dot(q, tl.trans(k)) * qk_scale  # log2 units: exp2 below
+            # Causal within the query block; the key blocks before it are wholly visible.
+            visible = (key[None, :] <= query[:, None]) | (key[None, :] * 0 + step > 0)  # a block, not block | scalar
+            scores = tl.where(visible, scores, float("-inf"))
+            new_max = tl.maximum(row_max, tl.max(scores, axis=1))
+            p = tl.exp2(scores - new_max[:, None])
+            rescale = tl.exp2(row_max - new_max)
+            row_sum = row_sum * rescale + tl.sum(p, axis=1)
+            acc = acc * rescale[:, None] + tl.dot(p.to(OUT_DTYPE), v)
+            row_max = new_max
+            # shared: window B = block - step has seen its keys, blocks B .. A; per window: at the window's start
+            if tl.where(shared, block - step < windows, step == steps - 1):
+                row_block = tl.where(shared, (block - step) * WINDOW_BLOCKS + step, block)
+                rows = row_block * STRIDE + query
+                tl.store(y_ptr + rows[:, None].to(tl.int64) * Q_COLS + head[:, None] * HEAD_DIM + d[None, :],
+                         (acc / row_sum[:, None]).to(OUT_DTYPE))
 
 
 @triton.jit
@@ -468,12 +561,16 @@ class FusedBaselineGPT:
     """`forward_logits(ids, last_n)` of a BaselineShapedGPT, with the kernels above (same weights)."""
 
     def __init__(self, model: BaselineShapedGPT, configs: dict[str, TileConfig] | None = None,
-                 gluon_configs: dict | None = None, first_block_table: bool = True) -> None:
+                 gluon_configs: dict | None = None, first_block_table: bool = True,
+                 window_stride: int | None = rules.EVAL_STRIDE) -> None:
         """gluon_configs: {"qkv", "residual", "relu2": ws_gemm.WsConfig}, any of them, to run those kernels as
         bench/ws_gemm.py's warp-specialised Gluon products (Hopper only), the same function; with "residual",
         "residual_skip" and "residual_attn" give those kinds of residual launch their own tiles
         (ws_gemm.CONFIGS). first_block_table: block 0's q, k, v from a table of its qkv product for every token
-        id (first_qkv_kernel) instead of a product over every row of every window."""
+        id (first_qkv_kernel) instead of a product over every row of every window. window_stride (with the
+        table): a batch whose rows are consecutive windows of one stream this far apart, as the evaluator's
+        batches are, computes block 0's attention once for all of them (first_attention_kernel); None: per
+        window always."""
         shape = model.shape
         self.model, self.shape = model, shape
         self.configs = dict(CONFIGS if configs is None else configs)
@@ -494,6 +591,15 @@ class FusedBaselineGPT:
             raise ValueError(f"the fused forward needs a power-of-two width of at least {SS_CHUNK} and a power-of-two "
                              f"head dimension of at least 16, not {dim} and {head_dim}")
         self.parts = dim // SS_CHUNK
+        group = shape.num_heads // shape.num_kv_heads
+        if window_stride is not None and not (power_of_two(window_stride) and window_stride >= 16):
+            raise ValueError(f"sharing block 0's attention needs a power-of-two window stride of at least 16, not "
+                             f"{window_stride}")
+        if window_stride is not None and not power_of_two(group):
+            raise ValueError(f"sharing block 0's attention needs a power-of-two number of query heads per KV head, "
+                             f"not {group}")
+        self.window_stride = window_stride
+        self.first_attention_warps = FIRST_ATTENTION_WARPS
         q_dim, kv_dim = shape.num_heads * head_dim, shape.num_kv_heads * head_dim
         order = rope_pair_order(head_dim)
         q_rows = (torch.arange(shape.num_heads)[:, None] * head_dim + order[None, :]).reshape(-1)
@@ -581,6 +687,32 @@ class FusedBaselineGPT:
             OUT_DTYPE=self.out_dtype, num_warps=4)
         return q, kv
 
+    def takes_first_attention(self, length: int) -> bool:
+        """Whether block 0's attention of windows of `length` tokens runs in first_attention_kernel (shared
+        across windows wherever a batch's rows are consecutive windows window_stride apart): windows of a
+        whole number of strides, more than one."""
+        stride = self.window_stride
+        return bool(stride) and self.first_qkv_table is not None and length % stride == 0 and length > stride
+
+    def consecutive_windows(self, ids: Tensor) -> Tensor:
+        """On the device, without waiting for it: whether each row is the one before moved on by window_stride."""
+        stride = self.window_stride
+        return ids[1:, : ids.shape[1] - stride].eq(ids[:-1, stride:]).all()
+
+    def _first_attention(self, ids: Tensor) -> Tensor:
+        """Block 0's attention output [rows, q_dim] by first_attention_kernel (takes_first_attention)."""
+        (batch, length), stride, ids = ids.shape, self.window_stride, ids.contiguous()
+        stream = torch.cat((ids[0], ids[1:, length - stride :].reshape(-1)))  # what consecutive windows cover
+        y = torch.empty(batch * length, self.q_dim, dtype=self.dtype, device=ids.device)
+        head_dim, kv_heads = self.shape.head_dim, self.shape.num_kv_heads
+        qk_scale = head_dim ** -0.5 * 1.4426950408889634  # SDPA's scale, in log2 units (the kernel's exp2)
+        first_attention_kernel[(batch * (length // stride), kv_heads)](
+            stream, ids, self.consecutive_windows(ids), self.first_qkv_table, self.cos, self.sin,
+            self.blocks[0]["q_gain"], y, batch, self.eps, qk_scale, N=self.first_qkv_table.shape[1], Q_COLS=self.q_dim,
+            K_COLS=self.kv_dim, HEAD_DIM=head_dim, GROUP=self.shape.num_heads // kv_heads, STRIDE=stride,
+            WINDOW_BLOCKS=length // stride, OUT_DTYPE=self.out_dtype, num_warps=self.first_attention_warps)
+        return y
+
     def _residual(self, a: Tensor, weight: Tensor, res: Tensor, scale: Tensor, *, write_ss: bool,
                   extra: Tensor | None = None, skip: int = 0, skip_source: Tensor | None = None,
                   skip_w: Tensor | None = None, x0: Tensor | None = None, ids: Tensor | None = None,
@@ -647,15 +779,18 @@ class FusedBaselineGPT:
         dim, blocks = self.shape.model_dim, self.blocks
         num_encoder = self.model.num_encoder
         x0, x, ss = self._embed(input_ids, blocks[0]["mix"])
+        first_y = self._first_attention(input_ids) if self.takes_first_attention(length) else None
         skips: list[Tensor] = []
         for index, params in enumerate(blocks):
             last = index == len(blocks) - 1
             if not last:
-                if index == 0 and self.first_qkv_table is not None:
-                    q, kv = self._first_qkv(input_ids, length)
-                else:
-                    q, kv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
-                y = self._attention(q, kv, batch, length, length)
+                y = first_y if index == 0 else None
+                if y is None:
+                    if index == 0 and self.first_qkv_table is not None:
+                        q, kv = self._first_qkv(input_ids, length)
+                    else:
+                        q, kv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
+                    y = self._attention(q, kv, batch, length, length)
                 residual = x
             else:  # keys and values for every position, queries for the last n
                 _, kv = self._qkv(x, ss, params["qkv"][self.q_dim :], 0, self.kv_dim, params["q_gain"], length, 0)

@@ -40,10 +40,11 @@ import fused_model  # noqa: E402
 from offline_compile import HOPPER, inspect_cubin  # noqa: E402
 from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
 
-KERNELS = ("embed_kernel", "first_qkv_kernel", "qkv_kernel", "residual_kernel", "relu2_kernel")
+KERNELS = ("embed_kernel", "first_qkv_kernel", "first_attention_kernel", "qkv_kernel", "residual_kernel",
+           "relu2_kernel")
 PRODUCT_KERNELS = {"qkv_kernel", "residual_kernel", "relu2_kernel"}
 TORCH_TO_TRITON = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32", torch.int64: "i64",
-                   torch.int32: "i32"}
+                   torch.int32: "i32", torch.bool: "i1"}
 
 
 @dataclass
@@ -110,8 +111,8 @@ def _type_string(value) -> str:
 
 
 def record_launches(configs: dict[str, fused_model.TileConfig] | None = None) -> list[Launch]:
-    """The launches of building the fused model (its tables) and of one forward with every last-n variant
-    (full windows; the last 64; a short window)."""
+    """The launches of building the fused model (its tables) and of forwards with every last-n variant (full
+    windows; the last 64), with block 0's attention in first_attention_kernel and through cuDNN."""
     launches: list[Launch] = []
     originals = {name: getattr(fused_model, name) for name in KERNELS}
     shape = ModelShape()
@@ -120,10 +121,13 @@ def record_launches(configs: dict[str, fused_model.TileConfig] | None = None) ->
         for name, fn in originals.items():
             setattr(fused_model, name, Recorder(fn, launches))
         fused = fused_model.FusedBaselineGPT(model, configs)
+        # and block 0's attention per window through cuDNN (first_qkv_kernel, not first_attention_kernel)
+        per_window = fused_model.FusedBaselineGPT(model, configs, window_stride=None)
         ids = torch.zeros(1, shape.seq_len, dtype=torch.long)
         with torch.inference_mode():
             fused.forward_logits(ids, None)
             fused.forward_logits(ids, 64)
+            per_window.forward_logits(ids, 64)
     finally:
         for name, fn in originals.items():
             setattr(fused_model, name, fn)
@@ -202,8 +206,10 @@ def print_table(reports: list[Report]) -> None:
         table.add_column(column)
     for r in reports:
         c = r.constexprs
-        tile = f"{c.get('BM')} {c.get('BN', c.get('D'))} {c.get('BK', '-')} / {r.options.get('num_warps')} {r.options.get('num_stages', '-')}"
-        flag_names = ("Q_COLS", "K_COLS", "SKIP", "MIX", "STORE_EXTRA", "WRITE_SS", "PREFETCH")
+        rows = c.get("BM", int(c.get("GROUP", 0)) * int(c.get("STRIDE", 0)) or None)  # first_attention: heads x queries
+        columns = c.get("BN", c.get("D", c.get("HEAD_DIM")))
+        tile = f"{rows} {columns} {c.get('BK', '-')} / {r.options.get('num_warps')} {r.options.get('num_stages', '-')}"
+        flag_names = ("Q_COLS", "K_COLS", "SKIP", "MIX", "STORE_EXTRA", "WRITE_SS", "PREFETCH", "WINDOW_BLOCKS")
         flags = " ".join(f"{k}={c[k]}" for k in flag_names if k in c)
         table.add_row(r.kernel.removesuffix("_kernel"), tile, c.get("PERSISTENT", "-"), flags, str(r.registers), str(r.spill_bytes),
                       f"{r.shared_bytes / 1024:.0f}", str(r.hgmma), str(r.tma_loads),

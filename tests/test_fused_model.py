@@ -198,6 +198,105 @@ def test_fused_forward_without_the_block_zero_table_is_as_accurate_too():
         assert fused_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}"
 
 
+def consecutive_windows(shape: ModelShape, stride: int, windows: int, seed: int = 13) -> torch.Tensor:
+    """`windows` windows of a random stream, `stride` apart: an evaluator batch."""
+    generator = torch.Generator().manual_seed(seed)
+    stream = torch.randint(0, shape.vocab_size, ((windows - 1) * stride + shape.seq_len,), generator=generator)
+    return stream.unfold(0, shape.seq_len, stride).contiguous()
+
+
+def _first_attention_both_ways(device: str, dtype: torch.dtype, configs, shape: ModelShape, stride: int, windows: int):
+    """Block 0's attention of consecutive windows: shared across them (first_attention_kernel) and per window
+    (first_qkv_kernel, then SDPA per window), with the two models and the windows."""
+    model = randomised_model(shape, device, dtype)
+    shared = FusedBaselineGPT(model, configs, window_stride=stride)
+    per_window = FusedBaselineGPT(model, configs, window_stride=None)
+    ids = consecutive_windows(shape, stride, windows).to(device)
+    with torch.inference_mode():
+        assert shared.takes_first_attention(shape.seq_len) and not per_window.takes_first_attention(shape.seq_len)
+        assert bool(shared.consecutive_windows(ids))
+        got = shared._first_attention(ids)
+        want = per_window._attention(*per_window._first_qkv(ids, shape.seq_len), windows, shape.seq_len, shape.seq_len)
+    return got, want, (shared, per_window, model, ids)
+
+
+def assert_shared_first_attention_is_the_per_window_one(device, dtype, configs, shape, stride, windows):
+    """The same values to the storage dtype's rounding (the scores of windows other than a block's first are
+    rotated at other positions, the softmax is summed in another order), for every window and position;
+    and the whole forward as close to the float64 model as the plain model."""
+    got, want, (shared, per_window, model, ids) = _first_attention_both_ways(device, dtype, configs, shape, stride,
+                                                                            windows)
+    unit = 2.0 ** -(7 if dtype == torch.bfloat16 else 10)
+    per_row = (got.float() - want.float()).norm(dim=1) / want.float().norm(dim=1)
+    assert per_row.max() < 2 * unit, f"{per_row.max():.2e}"
+    exact = randomised_model(shape, device, torch.float64)
+    with torch.inference_mode():
+        for last_n in (None, stride):
+            want_logits = exact.forward_logits(ids, last_n)
+            shared_error = relative_error(shared.forward_logits(ids, last_n), want_logits)
+            plain_error = relative_error(model.forward_logits(ids, last_n), want_logits)
+            assert shared_error < 1.5 * plain_error, f"last_n {last_n}: {shared_error:.2e} vs {plain_error:.2e}"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernels compiled")
+@pytest.mark.parametrize("windows", [1, 6])
+def test_block_zero_attention_shared_across_windows_is_the_per_window_one_in_the_interpreter(windows):
+    """One window, and more windows than a window has strides (every case of where a block's first window
+    lies: before the batch, inside it)."""
+    assert_shared_first_attention_is_the_per_window_one("cpu", torch.float16, SMALL_MODEL_CONFIGS, SMALL, 16, windows)
+
+
+@pytest.mark.gpu
+def test_block_zero_attention_shared_across_windows_is_the_per_window_one_on_cuda():
+    assert_shared_first_attention_is_the_per_window_one("cuda", torch.bfloat16, None, ModelShape(), 64, 20)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
+def test_a_swapped_window_in_the_shared_attention_is_seen():
+    """The bound above is sharp: window 2's rows written as window 3's fail it."""
+    got, want, _ = _first_attention_both_ways("cpu", torch.float16, SMALL_MODEL_CONFIGS, SMALL, 16, 6)
+    rows = SMALL.seq_len
+    swapped = got.clone()
+    swapped[2 * rows : 3 * rows], swapped[3 * rows : 4 * rows] = got[3 * rows : 4 * rows], got[2 * rows : 3 * rows]
+    per_row = (swapped.float() - want.float()).norm(dim=1) / want.float().norm(dim=1)
+    assert per_row.max() > 2 * 2.0 ** -10
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
+@pytest.mark.parametrize("rows", ["shuffled", "one changed token", "stride too short"])
+def test_rows_that_are_not_consecutive_windows_get_attention_per_window(rows):
+    """Only rows that are consecutive windows `window_stride` apart share block 0's attention (found on the
+    device); any other batch gets the kernel's per-window walk: each window's own keys, the per-window
+    values to rounding (a window moved by shared keys would be off by far more, see the swap test)."""
+    model = randomised_model(SMALL, "cpu", torch.float16)
+    shared = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, window_stride=16)
+    per_window = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, window_stride=None)
+    ids = consecutive_windows(SMALL, 16, 4)
+    if rows == "shuffled":
+        ids = ids[[0, 2, 1, 3]]
+    elif rows == "one changed token":
+        ids[3, 5] = (ids[3, 5] + 1) % SMALL.vocab_size
+    else:
+        ids = consecutive_windows(SMALL, 32, 4)
+    assert not bool(shared.consecutive_windows(ids))
+    with torch.inference_mode():
+        got = shared._first_attention(ids)
+        want = per_window._attention(*per_window._first_qkv(ids, SMALL.seq_len), 4, SMALL.seq_len, SMALL.seq_len)
+    per_row = (got.float() - want.float()).norm(dim=1) / want.float().norm(dim=1)
+    assert per_row.max() < 2 * 2.0 ** -10, f"{per_row.max():.2e}"
+
+
+def test_window_strides_the_shared_attention_cannot_take_are_refused():
+    model = randomised_model(SMALL, "cpu", torch.float16)
+    for stride in (24, 8):
+        with pytest.raises(ValueError, match="power-of-two window stride of at least 16"):
+            FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, window_stride=stride)
+    # windows of no whole number of strides, or of one stride: cuDNN's attention per window
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, window_stride=16)
+    assert fused.takes_first_attention(64) and not fused.takes_first_attention(40)
+    assert not fused.takes_first_attention(16)
+
+
 def test_qkv_tiles_must_not_straddle_q_k_and_v():
     model = randomised_model(SMALL, "cpu", torch.float16)
     fused = FusedBaselineGPT(model, dict(SMALL_MODEL_CONFIGS, qkv=TileConfig(block_m=32, block_n=128, block_k=32)))
@@ -275,8 +374,9 @@ def test_the_gluon_residual_operand_options_change_no_bit_of_the_logits(operands
 @pytest.mark.parametrize("products", ["triton", "gluon"])
 def test_fused_forward_replayed_from_a_cuda_graph_equals_the_plain_call(products):
     """harness/cuda_graphs.py captures the fused forward (Triton or Gluon launches with TMA descriptors,
-    cuDNN attention, the last block's mask) once: replays give the plain call's logits bit for bit, for
-    new inputs each time."""
+    cuDNN attention, the last block's mask, block 0's attention deciding on the device whether to share)
+    once: replays give the plain call's logits bit for bit, for new inputs each time, consecutive windows
+    and unrelated rows in turn."""
     from harness.cuda_graphs import GraphedLogits
 
     if products == "gluon" and torch.cuda.get_device_capability()[0] != 9:
@@ -291,29 +391,40 @@ def test_fused_forward_replayed_from_a_cuda_graph_equals_the_plain_call(products
     graphed = GraphedLogits(fused.forward_logits, "cuda")
     generator = torch.Generator().manual_seed(5)
     with torch.inference_mode():
-        for _ in range(3):
+        for turn in range(4):
             ids = torch.randint(0, model.vocab_size, (4, model.eval_seq_len), generator=generator).cuda()
+            if turn % 2:
+                ids = consecutive_windows(model.shape, 64, 4, seed=turn).cuda()
             want = fused.forward_logits(ids, 64)
             assert torch.equal(graphed(ids, 64), want)
     assert graphed.captures == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
-def test_evaluator_scores_the_fused_model_like_the_plain_one():
+@pytest.mark.parametrize("window_stride", [16, None])
+def test_evaluator_scores_the_fused_model_like_the_plain_one(window_stride):
     """Through harness.evaluator.evaluate (batched regular windows with last_n = stride, a first window
     scoring everything, a shorter final one), the fused and the plain model give the same val_loss to
-    rounding, and the same token and byte counts."""
+    rounding, and the same token and byte counts; with block 0's attention shared across each batch's
+    windows (the evaluator's batches are consecutive windows: every batch of more than one shares) and
+    without."""
     from harness.evaluator import evaluate
     from evaluator_models import byte_table, random_stream
 
     model = randomised_model(SMALL, "cpu", torch.float16)
-    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS)
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, window_stride=window_stride)
+    calls = []  # per forward through first_attention_kernel: (windows, length, consecutive?)
+    checked = fused.consecutive_windows
+    fused.consecutive_windows = lambda ids: calls.append((*ids.shape, bool(checked(ids)))) or checked(ids)
     stream, table = random_stream(1 + SMALL.seq_len + 9 * 16 + 5, vocab=SMALL.vocab_size), byte_table(SMALL.vocab_size)
     options = dict(seq_len=SMALL.seq_len, stride=16, batch_tokens=4 * SMALL.seq_len)
     plain = evaluate(model.forward_logits, stream, table, **options)
     got = evaluate(fused.forward_logits, stream, table, **options)
     assert (got.tokens, got.bytes, got.windows) == (plain.tokens, plain.bytes, plain.windows)
     assert abs(got.val_loss - plain.val_loss) / plain.val_loss < 2e-3
+    # The first window alone (it scores everything), 9 regular ones in batches of 4, 4 and 1 (consecutive
+    # windows: shared), the shorter last one alone (no whole number of strides: cuDNN's attention).
+    assert calls == ([(1, 64, True), (4, 64, True), (4, 64, True), (1, 64, True)] if window_stride else [])
 
 
 def test_kernels_compile_for_hopper_with_matrix_instructions_and_no_spills(tmp_path):
@@ -339,6 +450,7 @@ def test_kernels_compile_for_hopper_with_matrix_instructions_and_no_spills(tmp_p
     # Block 0's table (every column unrotated) and its gather; full blocks; the last block's keys/values for
     # every position and queries for the scored ones.
     assert of("first_qkv_kernel", "Q_COLS", "K_COLS") == {("512", "256")}
+    assert of("first_attention_kernel", "GROUP", "STRIDE", "WINDOW_BLOCKS") == {("2", "64", "16")}
     assert of("qkv_kernel", "Q_COLS", "K_COLS") == {("0", "0"), ("512", "256"), ("0", "256"), ("512", "0")}
     # No skip, a stored skip, the block's own output as the skip; a U-net source stored on the side.
     assert {("0",), ("1",), ("2",)} == of("residual_kernel", "SKIP")
@@ -347,7 +459,7 @@ def test_kernels_compile_for_hopper_with_matrix_instructions_and_no_spills(tmp_p
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
 def test_throughput_bench_runs_the_fused_model(tmp_path):
-    """bench/eval_throughput.py --model fused --also-plain on the CPU (interpreter, fp32, tiny model):
+    """bench/eval_throughput.py --model fused --also-plain --also-per-window on the CPU (interpreter, fp32, tiny model):
     the JSON holds both paths' times and their agreement, which in fp32 is far below bf16 rounding."""
     import json
     import subprocess
@@ -356,6 +468,7 @@ def test_throughput_bench_runs_the_fused_model(tmp_path):
     env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(repo))
     done = subprocess.run(
         [sys.executable, str(repo / "bench" / "eval_throughput.py"), "--small", "--model", "fused", "--also-plain",
+         "--also-per-window",
          "--seq-len", "64", "--stride", "16", "--tokens", "700", "--batch-windows", "4", "--repeats", "1",
          "--out-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -364,6 +477,10 @@ def test_throughput_bench_runs_the_fused_model(tmp_path):
     assert result["model_source"] == "fused" and result["fused_tile_configs"]["qkv"]["block_n"] == 64
     assert result["plain_model_seconds_per_split"] > 0 and result["seconds_per_split"] > 0
     assert result["max_rel_diff_vs_plain_model"] < 1e-6
+    # block 0's attention shared across each batch's windows (stride 16), and per window beside it
+    assert result["first_attention"] == "shared across each batch's windows"
+    assert result["per_window_first_attention_seconds_per_split"] > 0
+    assert result["max_rel_diff_vs_per_window_first_attention"] < 1e-6
     assert result["max_rel_diff"] < 1e-6  # against the naive loop over the plain model
 
 
