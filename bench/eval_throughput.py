@@ -92,6 +92,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--also-plain", action="store_true",
                         help="with --model fused: also time the fast path on the plain compiled model (same weights) "
                              "and compare the two scores")
+    parser.add_argument("--also-per-window", action="store_true",
+                        help="with --model fused: also time it with block 0's attention per window (cuDNN) instead of "
+                             "shared across each batch's consecutive windows (fused_model.first_attention_kernel)")
     parser.add_argument("--matrices-bf16", action="store_true",
                         help="with --model reference: store the projection matrices in bf16 once instead of casting "
                              "the fp32 weights per call (the same values; measured on H100: no faster)")
@@ -212,6 +215,8 @@ def main() -> int:
                                    or torch.cuda.get_device_capability(device)[0] != 9):
         sys.exit(f"eval_throughput.py: --gluon runs bench/ws_gemm.py's kernels in --model fused on a Hopper GPU "
                  f"(sm_90) only; here --model {args.model} on {device_name(device, world_size)}")
+    if (args.also_per_window or args.also_plain) and args.model != "fused":
+        sys.exit("eval_throughput.py: --also-per-window and --also-plain compare variants of --model fused")
     if args.cuda_graphs and device.type != "cuda":
         sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
     if args.model == "fused" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -246,8 +251,11 @@ def main() -> int:
             gluon_suffix = "_gluon_" + "_".join(sorted(args.gluon or ("qkv", "relu2", "residual")))
             if args.ws_residual != ws_gemm.DEFAULT_RESIDUAL_OPERANDS and "residual" in gluon_configs:
                 gluon_suffix += f"_{args.ws_residual}"
-        fused = fused_model.FusedBaselineGPT(model, fused_model.SMALL_MODEL_CONFIGS if args.small else None,
-                                             gluon_configs=gluon_configs)
+        # Block 0's attention shared across each batch's windows where the stride allows (the kernel's tiles)
+        window_stride = args.stride if args.stride >= 16 and args.stride & (args.stride - 1) == 0 else None
+        fused_configs = fused_model.SMALL_MODEL_CONFIGS if args.small else None
+        fused = fused_model.FusedBaselineGPT(model, fused_configs, gluon_configs=gluon_configs,
+                                             window_stride=window_stride)
         if args.tune and device.type == "cuda":
             tuning = fused_model.tune(fused, args.batch_windows, fused_model.tune_candidates())
         elif args.tune:
@@ -286,6 +294,13 @@ def main() -> int:
     ungraphed_runs = None
     if args.cuda_graphs:
         ungraphed_runs, _ = timed_fast_runs(fast_fn, ungraphed_args, f"fast path ({args.model} model, no graphs)")
+    per_window_runs = None
+    if fused is not None and args.also_per_window:
+        per_window = fused_model.FusedBaselineGPT(model, fused.configs, gluon_configs=fused.gluon_configs,
+                                                  window_stride=None)
+        per_window_runs, _ = timed_fast_runs(per_window.forward_logits, fast_args,
+                                             "fast path (fused model, block 0's attention per window)")
+        del per_window
     plain_runs = None
     if fused is not None and args.also_plain:
         plain_runs, _ = timed_fast_runs(logits_fn, plain_args, "fast path (plain model, compiled)")
@@ -349,9 +364,11 @@ def main() -> int:
                                          if name not in fused.gluon_configs}
         results["gluon_configs"] = {name: config.__dict__ for name, config in fused.gluon_configs.items()}
         results["ws_residual"] = args.ws_residual
+        results["first_attention"] = ("shared across each batch's windows" if fused.window_stride else "per window")
         if tuning is not None:
             results["fused_tuning_ms"] = tuning
-    for name, runs in (("without_graphs", ungraphed_runs), ("plain_model", plain_runs)):
+    for name, runs in (("without_graphs", ungraphed_runs), ("per_window_first_attention", per_window_runs),
+                       ("plain_model", plain_runs)):
         if runs is not None:
             results.update(compared_runs(name, runs, fast, fast_wall_s, scale))
     if eager is not None:

@@ -4,13 +4,17 @@ the idle time between them, what the host takes to issue them, and the clocks un
     PYTHONPATH=. python bench/forward_timeline.py [--gluon] [--batch-windows 256] [--out-dir bench/results]
 
 One batch is `batch_windows` full windows scoring their last `stride` positions, as the evaluator's fast
-path runs it (bench/fused_model.py's forward on a baseline-shaped model with random weights). Measured:
+path runs it: consecutive windows of a random token stream, `stride` apart (so the fused forward shares
+block 0's attention across them, fused_model.first_attention_kernel), through bench/fused_model.py's
+forward on a baseline-shaped model with random weights. Measured:
 - sustained: CUDA-event time per forward over back-to-back forwards (several seconds), with the SM clock,
   power and clock-event reasons sampled by nvidia-smi meanwhile;
 - rested: single forwards after a pause (does the GPU run faster before it heats up and hits its power cap?);
 - host: the time the host takes to issue one forward (no synchronisation), against the GPU's time;
 - timeline: torch.profiler's kernel records of a few forwards: per launch its duration, and the gaps;
-- graphed: the same forward replayed from a CUDA graph (harness/cuda_graphs.py), time and equality.
+- graphed: the same forward replayed from a CUDA graph (harness/cuda_graphs.py), time and equality;
+- with --also-per-window: forwards with block 0's attention per window (cuDNN) beside the shared one, and
+  block 0's attention alone both ways (median of do_bench, with the kernel at 4 and 8 warps).
 Prints tables and writes bench/results/forward_timeline_<device>[_gluon].json. Needs a CUDA GPU.
 """
 
@@ -49,6 +53,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--also-without-table", action="store_true",
                         help="also time forwards (rested, sustained) with block 0's product over every row instead of "
                              "fused_model's table by token id")
+    parser.add_argument("--also-per-window", action="store_true",
+                        help="also time forwards with block 0's attention per window (cuDNN) instead of shared "
+                             "across the batch's windows, and block 0's attention alone both ways")
     parser.add_argument("--batch-windows", type=int, default=256)
     parser.add_argument("--sustained-s", type=float, default=8.0, help="seconds of back-to-back forwards")
     parser.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
@@ -157,6 +164,30 @@ def rested_and_sustained(fn, ids, last_n, count: int) -> dict:
     return {"rested_ms": round(statistics.median(rested), 3), "sustained_ms": round(statistics.median(sustained), 3)}
 
 
+def first_attention_alone(fused, per_window, ids) -> dict:
+    """Block 0's attention of one batch: shared across its windows (first_attention_kernel, 4 and 8 warps)
+    and per window (first_qkv_kernel, then cuDNN's attention per window); ms (median of do_bench) and how
+    far apart the outputs are."""
+    from triton.testing import do_bench
+
+    batch, length = ids.shape
+    per_window_fn = lambda: per_window._attention(*per_window._first_qkv(ids, length), batch, length, length)
+    want = per_window_fn().float()
+    out = {"per_window_ms": round(do_bench(per_window_fn, warmup=25, rep=200, return_mode="median"), 4)}
+    default = fused.first_attention_warps
+    try:
+        for warps in (4, 8):
+            fused.first_attention_warps = warps
+            got = fused._first_attention(ids).float()
+            out[f"shared_{warps}_warps_ms"] = round(do_bench(lambda: fused._first_attention(ids), warmup=25, rep=200,
+                                                             return_mode="median"), 4)
+            out[f"shared_{warps}_warps_max_abs_diff"] = float((got - want).abs().max())
+            out[f"shared_{warps}_warps_rel_diff"] = float((got - want).norm() / want.norm())
+    finally:
+        fused.first_attention_warps = default
+    return out
+
+
 def timeline_results(fn, ids, last_n, forwards: int = 3) -> dict:
     """Three forwards' kernels: per forward busy/span/idle; the middle one launch by launch."""
     timeline = kernel_timeline(fn, ids, last_n, forwards)
@@ -211,11 +242,15 @@ def main() -> int:
         suffix = "_gluon" + ("" if args.ws_residual == ws_gemm.DEFAULT_RESIDUAL_OPERANDS else f"_{args.ws_residual}")
     fused = fused_model.FusedBaselineGPT(model, gluon_configs=gluon_configs)
     seq_len, last_n = model.eval_seq_len, rules.EVAL_STRIDE
-    ids = torch.randint(0, model.vocab_size, (args.batch_windows, seq_len), device=device)
+    stride = rules.EVAL_STRIDE
+    stream = torch.randint(0, model.vocab_size, ((args.batch_windows - 1) * stride + seq_len,), device=device)
+    ids = stream.unfold(0, seq_len, stride).contiguous()  # the evaluator's batches: consecutive windows
     fn = fused.forward_logits
     results: dict = {"device": device_name(device, 1), "torch": torch.__version__, "gluon": args.gluon,
                      "ws_residual": args.ws_residual if args.gluon else None,
-                     "batch_windows": args.batch_windows, "seq_len": seq_len, "last_n": last_n}
+                     "batch_windows": args.batch_windows, "seq_len": seq_len, "last_n": last_n,
+                     "ids": f"consecutive windows of a random stream, {stride} apart",
+                     "consecutive_windows": bool(fused.consecutive_windows(ids))}
     with torch.inference_mode():
         timed_forwards(fn, ids, last_n, 5)  # compile and warm up
         # Host: issue one forward without waiting, after the GPU has drained.
@@ -247,6 +282,11 @@ def main() -> int:
             plain_first = fused_model.FusedBaselineGPT(model, gluon_configs=gluon_configs, first_block_table=False)
             results["without_first_block_table"] = rested_and_sustained(plain_first.forward_logits, ids, last_n, count)
             results["with_first_block_table_again"] = rested_and_sustained(fn, ids, last_n, count)
+        if args.also_per_window:
+            per_window = fused_model.FusedBaselineGPT(model, gluon_configs=gluon_configs, window_stride=None)
+            results["first_attention_alone"] = first_attention_alone(fused, per_window, ids)
+            results["per_window_first_attention"] = rested_and_sustained(per_window.forward_logits, ids, last_n, count)
+            results["shared_first_attention_again"] = rested_and_sustained(fn, ids, last_n, count)
         try:
             if not args.no_graphs:
                 results.update(graphed_results(fn, ids, last_n, device, count))
@@ -266,7 +306,8 @@ def main() -> int:
     if "graphed_ms" in results:
         print(f"graphed: {results['graphed_ms']} ms vs {results['ungraphed_ms_same_phase']} ms; equal "
               f"{results['graphed_equal']} (max abs diff {results['graphed_max_abs_diff']})")
-    for key in ("without_first_block_table", "with_first_block_table_again"):
+    for key in ("without_first_block_table", "with_first_block_table_again", "first_attention_alone",
+                "per_window_first_attention", "shared_first_attention_again"):
         if key in results:
             print(f"{key}: {results[key]}")
     for key in ("timeline_error", "graphed_error"):
