@@ -252,7 +252,7 @@ def main() -> int:
             if args.ws_residual != ws_gemm.DEFAULT_RESIDUAL_OPERANDS and "residual" in gluon_configs:
                 gluon_suffix += f"_{args.ws_residual}"
         # Block 0's attention shared across each batch's windows where the stride allows (the kernel's tiles)
-        window_stride = args.stride if args.stride >= 16 and args.stride & (args.stride - 1) == 0 else None
+        window_stride = args.stride if fused_model.shares_first_attention_at(args.stride) else None
         fused_configs = fused_model.SMALL_MODEL_CONFIGS if args.small else None
         fused = fused_model.FusedBaselineGPT(model, fused_configs, gluon_configs=gluon_configs,
                                              window_stride=window_stride)

@@ -170,8 +170,7 @@ def first_attention_alone(fused, per_window, ids) -> dict:
     far apart the outputs are."""
     from triton.testing import do_bench
 
-    batch, length = ids.shape
-    per_window_fn = lambda: per_window._attention(*per_window._first_qkv(ids, length), batch, length, length)
+    per_window_fn = lambda: per_window._first_attention_per_window(ids)
     want = per_window_fn().float()
     out = {"per_window_ms": round(do_bench(per_window_fn, warmup=25, rep=200, return_mode="median"), 4)}
     default = fused.first_attention_warps

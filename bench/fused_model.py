@@ -111,6 +111,16 @@ SMALL_MODEL_SHAPE = dict(model_dim=128, num_heads=2, num_kv_heads=1)
 SMALL_MODEL_PERSISTENT_CONFIGS = persistent(SMALL_MODEL_CONFIGS, 1)
 
 
+def _power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0  # Triton's block sizes must be
+
+
+def shares_first_attention_at(stride: int) -> bool:
+    """Whether first_attention_kernel can share block 0's attention across windows this far apart: its
+    key and query blocks are one stride of tokens, a power of two of at least 16 (tl.dot's least)."""
+    return _power_of_two(stride) and stride >= 16
+
+
 def _tl_dtype(dtype: torch.dtype):
     return {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}[dtype]
 
@@ -586,16 +596,15 @@ class FusedBaselineGPT:
         # not the input dtype's, as its docstring says)
         self.eps = torch.finfo(torch.promote_types(self.dtype, torch.float32)).eps
         dim, head_dim = shape.model_dim, shape.head_dim
-        power_of_two = lambda value: value > 0 and value & (value - 1) == 0  # Triton's block sizes must be
-        if not (power_of_two(dim) and dim >= SS_CHUNK and power_of_two(head_dim) and head_dim >= 16):
+        if not (_power_of_two(dim) and dim >= SS_CHUNK and _power_of_two(head_dim) and head_dim >= 16):
             raise ValueError(f"the fused forward needs a power-of-two width of at least {SS_CHUNK} and a power-of-two "
                              f"head dimension of at least 16, not {dim} and {head_dim}")
         self.parts = dim // SS_CHUNK
         group = shape.num_heads // shape.num_kv_heads
-        if window_stride is not None and not (power_of_two(window_stride) and window_stride >= 16):
+        if window_stride is not None and not shares_first_attention_at(window_stride):
             raise ValueError(f"sharing block 0's attention needs a power-of-two window stride of at least 16, not "
                              f"{window_stride}")
-        if window_stride is not None and not power_of_two(group):
+        if window_stride is not None and not _power_of_two(group):
             raise ValueError(f"sharing block 0's attention needs a power-of-two number of query heads per KV head, "
                              f"not {group}")
         self.window_stride = window_stride
@@ -686,6 +695,12 @@ class FusedBaselineGPT:
             self.eps, N=cols, Q_COLS=self.q_dim, K_COLS=self.kv_dim, HEAD_DIM=head_dim, BM=FIRST_QKV_BLOCK_M,
             OUT_DTYPE=self.out_dtype, num_warps=4)
         return q, kv
+
+    def _first_attention_per_window(self, ids: Tensor) -> Tensor:
+        """Block 0's attention output [rows, q_dim] one window at a time: q, k, v from the table by token id
+        (first_qkv_kernel), then SDPA's causal attention per window."""
+        batch, length = ids.shape
+        return self._attention(*self._first_qkv(ids, length), batch, length, length)
 
     def takes_first_attention(self, length: int) -> bool:
         """Whether block 0's attention of windows of `length` tokens runs in first_attention_kernel (shared
@@ -784,12 +799,12 @@ class FusedBaselineGPT:
         for index, params in enumerate(blocks):
             last = index == len(blocks) - 1
             if not last:
-                y = first_y if index == 0 else None
-                if y is None:
-                    if index == 0 and self.first_qkv_table is not None:
-                        q, kv = self._first_qkv(input_ids, length)
-                    else:
-                        q, kv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
+                if index == 0 and first_y is not None:
+                    y = first_y
+                elif index == 0 and self.first_qkv_table is not None:
+                    y = self._first_attention_per_window(input_ids)
+                else:
+                    q, kv = self._qkv(x, ss, params["qkv"], self.q_dim, self.kv_dim, params["q_gain"], length, 0)
                     y = self._attention(q, kv, batch, length, length)
                 residual = x
             else:  # keys and values for every position, queries for the last n

@@ -205,6 +205,11 @@ def consecutive_windows(shape: ModelShape, stride: int, windows: int, seed: int 
     return stream.unfold(0, shape.seq_len, stride).contiguous()
 
 
+def per_row_error(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+    """Each row's relative error (2-norm)."""
+    return (got.float() - want.float()).norm(dim=1) / want.float().norm(dim=1)
+
+
 def _first_attention_both_ways(device: str, dtype: torch.dtype, configs, shape: ModelShape, stride: int, windows: int):
     """Block 0's attention of consecutive windows: shared across them (first_attention_kernel) and per window
     (first_qkv_kernel, then SDPA per window), with the two models and the windows."""
@@ -216,7 +221,7 @@ def _first_attention_both_ways(device: str, dtype: torch.dtype, configs, shape: 
         assert shared.takes_first_attention(shape.seq_len) and not per_window.takes_first_attention(shape.seq_len)
         assert bool(shared.consecutive_windows(ids))
         got = shared._first_attention(ids)
-        want = per_window._attention(*per_window._first_qkv(ids, shape.seq_len), windows, shape.seq_len, shape.seq_len)
+        want = per_window._first_attention_per_window(ids)
     return got, want, (shared, per_window, model, ids)
 
 
@@ -227,7 +232,7 @@ def assert_shared_first_attention_is_the_per_window_one(device, dtype, configs, 
     got, want, (shared, per_window, model, ids) = _first_attention_both_ways(device, dtype, configs, shape, stride,
                                                                             windows)
     unit = 2.0 ** -(7 if dtype == torch.bfloat16 else 10)
-    per_row = (got.float() - want.float()).norm(dim=1) / want.float().norm(dim=1)
+    per_row = per_row_error(got, want)
     assert per_row.max() < 2 * unit, f"{per_row.max():.2e}"
     exact = randomised_model(shape, device, torch.float64)
     with torch.inference_mode():
@@ -258,7 +263,7 @@ def test_a_swapped_window_in_the_shared_attention_is_seen():
     rows = SMALL.seq_len
     swapped = got.clone()
     swapped[2 * rows : 3 * rows], swapped[3 * rows : 4 * rows] = got[3 * rows : 4 * rows], got[2 * rows : 3 * rows]
-    per_row = (swapped.float() - want.float()).norm(dim=1) / want.float().norm(dim=1)
+    per_row = per_row_error(swapped, want)
     assert per_row.max() > 2 * 2.0 ** -10
 
 
@@ -281,8 +286,8 @@ def test_rows_that_are_not_consecutive_windows_get_attention_per_window(rows):
     assert not bool(shared.consecutive_windows(ids))
     with torch.inference_mode():
         got = shared._first_attention(ids)
-        want = per_window._attention(*per_window._first_qkv(ids, SMALL.seq_len), 4, SMALL.seq_len, SMALL.seq_len)
-    per_row = (got.float() - want.float()).norm(dim=1) / want.float().norm(dim=1)
+        want = per_window._first_attention_per_window(ids)
+    per_row = per_row_error(got, want)
     assert per_row.max() < 2 * 2.0 ** -10, f"{per_row.max():.2e}"
 
 
