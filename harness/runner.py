@@ -18,14 +18,13 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Protocol
 
-from harness import rules
+from harness import rules, stats
 from harness.errors import UserError
 from harness.logs import parse_log
 from harness.sandbox import run_sandboxed
@@ -352,7 +351,7 @@ class Spread:
 def spread(values: list[float]) -> Spread | None:
     if not values:
         return None
-    return Spread(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None)
+    return Spread(stats.mean(values), stats.stdev(values) if len(values) > 1 else None)
 
 
 def summary_json(results: list[SeedResult]) -> dict:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from harness.logs import EvalMetric, RunLog
 from harness.rules import CLAIM_TOLERANCE_BPB
+from harness import stats
 from harness.stats import Sample
 
 MAX_COMBINATIONS = 256  # choices of one log per seed tried when seeds have several logs
@@ -88,11 +88,11 @@ class SubmissionScore:
 
     def mean(self, key: str) -> float | None:
         values = self.values(key)
-        return statistics.fmean(values) if values else None
+        return stats.mean(values) if values else None
 
     def std(self, key: str) -> float | None:
         values = self.values(key)
-        return statistics.stdev(values) if len(values) > 1 else None
+        return stats.stdev(values) if len(values) > 1 else None
 
     def logs(self) -> list[str]:
         return [run.log for run in self.runs]
@@ -242,7 +242,7 @@ def _seed_choices(run_logs: Mapping[str, RunLog], mode: str, seeds: list[int] | 
 def _mean_match(key: str, claimed: float, mode: str, runs: list[RunScore]):
     values = [run.value(key) for run in runs]
     if values and all(math.isfinite(v) for v in values):
-        mean = statistics.fmean(values)
+        mean = stats.mean(values)
         if _close(claimed, mean, max(run.metric.rounding for run in runs)):
             yield Match(key, claimed, mean, "mean", mode, runs)
 

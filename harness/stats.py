@@ -93,14 +93,32 @@ class Significance:
         return self.p_value < self.alpha
 
 
+def mean(values: list[float]) -> float:
+    """The mean of finite values, exactly rounded: statistics.fmean sums in floats and raises OverflowError
+    on values near the float range's end (a log can claim 8.9e307), statistics.mean sums exactly."""
+    return float(statistics.mean(values))
+
+
+def variance(values: list[float]) -> float:
+    """The sample variance (n - 1); inf where it is finite but beyond a float (statistics.variance raises)."""
+    try:
+        return statistics.variance(values)
+    except OverflowError:
+        return math.inf
+
+
+def stdev(values: list[float]) -> float:
+    return math.sqrt(variance(values))
+
+
 def welch_one_sided(new: list[float], ref: list[float], margin: float = RECORD_MARGIN_NATS,
                     alpha: float = SIGNIFICANCE_P, metric: str = NATS_PER_TOKEN) -> Significance:
     """The one-sided Welch test of H1: mean(new) < mean(ref) - margin (module docstring). Needs at
     least two values on each side; with one reference value use `one_sample_one_sided`."""
     if len(new) < 2 or len(ref) < 2:
         raise ValueError("the Welch test needs at least two runs on each side")
-    mean_new, mean_ref = statistics.fmean(new), statistics.fmean(ref)
-    var_new, var_ref = statistics.variance(new), statistics.variance(ref)
+    mean_new, mean_ref = mean(new), mean(ref)
+    var_new, var_ref = variance(new), variance(ref)
     improvement = mean_ref - mean_new
     se, df = _welch_se_df(var_new, len(new), var_ref, len(ref))
     return _result(metric, "welch", len(new), len(ref), mean_new, mean_ref, math.sqrt(var_new), math.sqrt(var_ref),
@@ -113,7 +131,7 @@ def one_sample_one_sided(new: list[float], ref_value: float, margin: float = REC
     """The one-sided one-sample test of H1: mean(new) < ref_value - margin (module docstring)."""
     if len(new) < 2:
         raise ValueError("the one-sample test needs at least two runs")
-    mean_new, var_new = statistics.fmean(new), statistics.variance(new)
+    mean_new, var_new = mean(new), variance(new)
     improvement = ref_value - mean_new
     se, df = math.sqrt(var_new / len(new)), float(len(new) - 1)
     return _result(metric, "one-sample", len(new), 1, mean_new, ref_value, math.sqrt(var_new), None,

@@ -172,3 +172,16 @@ def test_garbage_scores_are_dropped_not_tested():
     ref = Sample(name="ref", val_bpb=[1.20, -1.0])
     result, why = compare(new, ref)
     assert result is not None and result.n_new == 2 and result.n_ref == 1 and result.test == "one-sample"
+
+
+def test_means_and_spreads_of_values_near_the_float_range_end_do_not_overflow():
+    """A log may claim val_loss 8.9e307 twice (the fuzz test found it): statistics.fmean raised OverflowError
+    there; the mean is exact, and a variance beyond a float is inf, not an exception."""
+    from harness import stats
+
+    huge = [8.98846567431158e307, 8.988465674311579e307]
+    assert stats.mean(huge) == pytest.approx(8.98846567431158e307)
+    assert stats.variance([8.9e307, 0.0]) == math.inf and stats.stdev([8.9e307, 0.0]) == math.inf
+    assert stats.stdev([1.0, 2.0, 3.0]) == 1.0
+    result = welch_one_sided(huge, [1.0, 1.1])
+    assert math.isfinite(result.mean_new)
