@@ -95,6 +95,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--also-per-window", action="store_true",
                         help="with --model fused: also time it with block 0's attention per window (cuDNN) instead of "
                              "shared across each batch's consecutive windows (fused_model.first_attention_kernel)")
+    parser.add_argument("--attention-tiles", default=None, metavar="BQ,BK,STACK,WARPS,STAGES|best:PATH",
+                        help="with --model fused: the other blocks' attention in fused_model.attention_kernel with these "
+                             "tiles (or the fastest full-window tiles of a bench/attention_speed.py result) instead of "
+                             "SDPA")
+    parser.add_argument("--also-sdpa", action="store_true",
+                        help="with --attention-tiles: also time the fused model with SDPA's attention (cuDNN) in the "
+                             "same call and compare the two scores")
     parser.add_argument("--matrices-bf16", action="store_true",
                         help="with --model reference: store the projection matrices in bf16 once instead of casting "
                              "the fp32 weights per call (the same values; measured on H100: no faster)")
@@ -115,6 +122,27 @@ def synthetic_inputs(tokens: int, vocab: int, seed: int = 0) -> tuple[np.ndarray
     boundary[[rules.PAD_ID, rules.BOS_ID, rules.EOS_ID, rules.UNK_ID]] = True
     base[boundary], space[boundary] = 0, False
     return stream, ByteTable(base_bytes=base.astype(np.int16), has_leading_space=space, is_boundary=boundary)
+
+
+def attention_tiles_from(text: str) -> fused_model.AttentionConfig:
+    """--attention-tiles: five numbers, or best:PATH, the fastest full-window row of attention_speed.py's JSON."""
+    import fused_model  # (main imported it: --attention-tiles needs --model fused)
+
+    if text.startswith("best:"):
+        path = Path(text.removeprefix("best:"))
+        try:
+            best = json.loads(path.read_text())["best"][f"queries_{rules.DEFAULT_SEQ_LEN}"]
+            return fused_model.AttentionConfig(best["block_q"], best["block_k"], best["stack"], best["num_warps"],
+                                               best["num_stages"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            sys.exit(f"eval_throughput.py: --attention-tiles {text}: no fastest full-window tiles in {path} ({error})")
+    try:
+        numbers = [int(part) for part in text.split(",")]
+        if len(numbers) != 5:
+            raise ValueError(f"{len(numbers)} numbers, not 5")
+        return fused_model.AttentionConfig(*numbers)
+    except ValueError as error:
+        sys.exit(f"eval_throughput.py: --attention-tiles {text}: {error} (BQ,BK,STACK,WARPS,STAGES or best:PATH)")
 
 
 def device_name(device: torch.device, world_size: int) -> str:
@@ -215,8 +243,12 @@ def main() -> int:
                                    or torch.cuda.get_device_capability(device)[0] != 9):
         sys.exit(f"eval_throughput.py: --gluon runs bench/ws_gemm.py's kernels in --model fused on a Hopper GPU "
                  f"(sm_90) only; here --model {args.model} on {device_name(device, world_size)}")
-    if (args.also_per_window or args.also_plain) and args.model != "fused":
-        sys.exit("eval_throughput.py: --also-per-window and --also-plain compare variants of --model fused")
+    if (args.also_per_window or args.also_plain or args.attention_tiles) and args.model != "fused":
+        sys.exit("eval_throughput.py: --also-per-window, --also-plain and --attention-tiles are variants of --model "
+                 "fused")
+    if args.also_sdpa and not args.attention_tiles:
+        sys.exit("eval_throughput.py: --also-sdpa compares with --attention-tiles; without it SDPA is the default")
+    attention_tiles = attention_tiles_from(args.attention_tiles) if args.attention_tiles else None
     if args.cuda_graphs and device.type != "cuda":
         sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
     if args.model == "fused" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -255,7 +287,9 @@ def main() -> int:
         window_stride = args.stride if fused_model.shares_first_attention_at(args.stride) else None
         fused_configs = fused_model.SMALL_MODEL_CONFIGS if args.small else None
         fused = fused_model.FusedBaselineGPT(model, fused_configs, gluon_configs=gluon_configs,
-                                             window_stride=window_stride)
+                                             window_stride=window_stride, attention=attention_tiles)
+        if attention_tiles is not None:
+            gluon_suffix += "_attention_kernel"
         if args.tune and device.type == "cuda":
             tuning = fused_model.tune(fused, args.batch_windows, fused_model.tune_candidates())
         elif args.tune:
@@ -297,10 +331,16 @@ def main() -> int:
     per_window_runs = None
     if fused is not None and args.also_per_window:
         per_window = fused_model.FusedBaselineGPT(model, fused.configs, gluon_configs=fused.gluon_configs,
-                                                  window_stride=None)
+                                                  window_stride=None, attention=fused.attention_config)
         per_window_runs, _ = timed_fast_runs(per_window.forward_logits, fast_args,
                                              "fast path (fused model, block 0's attention per window)")
         del per_window
+    sdpa_runs = None
+    if fused is not None and args.also_sdpa:
+        with_sdpa = fused_model.FusedBaselineGPT(model, fused.configs, gluon_configs=fused.gluon_configs,
+                                                 window_stride=fused.window_stride)
+        sdpa_runs, _ = timed_fast_runs(with_sdpa.forward_logits, fast_args, "fast path (fused model, SDPA attention)")
+        del with_sdpa
     plain_runs = None
     if fused is not None and args.also_plain:
         plain_runs, _ = timed_fast_runs(logits_fn, plain_args, "fast path (plain model, compiled)")
@@ -365,10 +405,12 @@ def main() -> int:
         results["gluon_configs"] = {name: config.__dict__ for name, config in fused.gluon_configs.items()}
         results["ws_residual"] = args.ws_residual
         results["first_attention"] = ("shared across each batch's windows" if fused.window_stride else "per window")
+        results["attention"] = ("SDPA" if fused.attention_config is None else
+                                {"attention_kernel": fused.attention_config.__dict__, "from": args.attention_tiles})
         if tuning is not None:
             results["fused_tuning_ms"] = tuning
     for name, runs in (("without_graphs", ungraphed_runs), ("per_window_first_attention", per_window_runs),
-                       ("plain_model", plain_runs)):
+                       ("sdpa_attention", sdpa_runs), ("plain_model", plain_runs)):
         if runs is not None:
             results.update(compared_runs(name, runs, fast, fast_wall_s, scale))
     if eager is not None:

@@ -364,6 +364,89 @@ def first_attention_kernel(stream_ptr, ids_ptr, consecutive_ptr, table_ptr, cos_
                          (acc / row_sum[:, None]).to(OUT_DTYPE))
 
 
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Tiles of attention_kernel: block_q queries of `stack` query heads (of one KV head) per program, keys
+    block_k at a time."""
+
+    block_q: int = 128
+    block_k: int = 64
+    stack: int = 2
+    num_warps: int = 8
+    num_stages: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("block_q", "block_k", "stack"):
+            if not _power_of_two(getattr(self, name)):
+                raise ValueError(f"attention {name} must be a power of two, not {getattr(self, name)}")
+        if self.block_q < 16 or self.block_k < 16:
+            raise ValueError(f"attention blocks of {self.block_q} queries and {self.block_k} keys: tl.dot needs 16")
+
+
+@triton.jit
+def attention_kernel(q_ptr, kv_ptr, y_ptr, windows, length, qk_scale, QUERIES: tl.constexpr,
+                     Q_COLS: tl.constexpr, K_COLS: tl.constexpr, HEAD_DIM: tl.constexpr,
+                     HEADS_PER_KV: tl.constexpr, STACK: tl.constexpr, BLOCK_Q: tl.constexpr,
+                     BLOCK_K: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    """Causal attention of the last QUERIES queries of each window (all of them, or the last block's scored
+    ones) over the window's `length` keys, as SDPA computes it (scale 1 / sqrt(HEAD_DIM), softmax in fp32,
+    the probabilities rounded to the storage dtype for the product with v): q is [windows * QUERIES,
+    Q_COLS], kv [windows * length, 2 * K_COLS] (k, then v), y like q; all time-major.
+
+    A program takes BLOCK_Q queries of STACK query heads that share one KV head, stacked as the rows of one
+    tile (row r: head r // BLOCK_Q, query r % BLOCK_Q), so that each key and value block it loads serves
+    them all, and walks the key blocks from the window's start with the online softmax: wholly visible
+    blocks without a mask, then the blocks on the diagonal with one. The programs with the most key blocks
+    (the last query blocks) come first in the grid."""
+    ROWS: tl.constexpr = STACK * BLOCK_Q
+    Q_BLOCKS: tl.constexpr = QUERIES // BLOCK_Q
+    program = tl.program_id(0)
+    q_block = Q_BLOCKS - 1 - program // windows  # the longest walks first
+    window = program % windows
+    head_first = tl.program_id(1) * STACK
+    kv_head = head_first // HEADS_PER_KV
+    first_query = length - QUERIES + q_block * BLOCK_Q  # its position in the window
+    m = tl.arange(0, ROWS)
+    query = first_query + m % BLOCK_Q
+    head = head_first + m // BLOCK_Q
+    d = tl.arange(0, HEAD_DIM)
+    q_rows = (window * QUERIES + q_block * BLOCK_Q + m % BLOCK_Q).to(tl.int64)
+    q = tl.load(q_ptr + q_rows[:, None] * Q_COLS + head[:, None] * HEAD_DIM + d[None, :])
+    key = tl.arange(0, BLOCK_K)
+    k_base = kv_ptr + (window * length).to(tl.int64) * (2 * K_COLS) + kv_head * HEAD_DIM
+    row_max = tl.full((ROWS,), float("-inf"), tl.float32)
+    row_sum = tl.zeros((ROWS,), tl.float32)
+    acc = tl.zeros((ROWS, HEAD_DIM), tl.float32)
+    visible_end = first_query // BLOCK_K * BLOCK_K  # keys before it are visible to every query here
+    for start in range(0, visible_end, BLOCK_K):
+        acc, row_sum, row_max = _attend_keys(acc, row_sum, row_max, q, k_base, start, key, query, qk_scale,
+                                             K_COLS, HEAD_DIM, False, OUT_DTYPE)
+    for start in range(visible_end, first_query + BLOCK_Q, BLOCK_K):
+        acc, row_sum, row_max = _attend_keys(acc, row_sum, row_max, q, k_base, start, key, query, qk_scale,
+                                             K_COLS, HEAD_DIM, True, OUT_DTYPE)
+    tl.store(y_ptr + q_rows[:, None] * Q_COLS + head[:, None] * HEAD_DIM + d[None, :],
+             (acc / row_sum[:, None]).to(OUT_DTYPE))
+
+
+@triton.jit
+def _attend_keys(acc, row_sum, row_max, q, k_base, start, key, query, qk_scale, K_COLS: tl.constexpr,
+                 HEAD_DIM: tl.constexpr, MASK: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    """One key block's step of the online softmax (attention_kernel): keys start .. start + BLOCK_K - 1."""
+    d = tl.arange(0, HEAD_DIM)
+    rows = (start + key).to(tl.int64)[:, None] * (2 * K_COLS)
+    k = tl.load(k_base + rows + d[None, :])
+    v = tl.load(k_base + rows + K_COLS + d[None, :])
+    scores = tl.dot(q, tl.trans(k)) * qk_scale  # log2 units: exp2 below
+    if MASK:
+        scores = tl.where((start + key)[None, :] <= query[:, None], scores, float("-inf"))
+    new_max = tl.maximum(row_max, tl.max(scores, axis=1))
+    p = tl.exp2(scores - new_max[:, None])
+    rescale = tl.exp2(row_max - new_max)
+    row_sum = row_sum * rescale + tl.sum(p, axis=1)
+    acc = acc * rescale[:, None] + tl.dot(p.to(OUT_DTYPE), v)
+    return acc, row_sum, new_max
+
+
 @triton.jit
 def _prefetch_tile_l2(ptr, off_m, off_n, M, N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                       DTYPE: tl.constexpr):
@@ -572,7 +655,7 @@ class FusedBaselineGPT:
 
     def __init__(self, model: BaselineShapedGPT, configs: dict[str, TileConfig] | None = None,
                  gluon_configs: dict | None = None, first_block_table: bool = True,
-                 window_stride: int | None = rules.EVAL_STRIDE) -> None:
+                 window_stride: int | None = rules.EVAL_STRIDE, attention: AttentionConfig | None = None) -> None:
         """gluon_configs: {"qkv", "residual", "relu2": ws_gemm.WsConfig}, any of them, to run those kernels as
         bench/ws_gemm.py's warp-specialised Gluon products (Hopper only), the same function; with "residual",
         "residual_skip" and "residual_attn" give those kinds of residual launch their own tiles
@@ -580,7 +663,8 @@ class FusedBaselineGPT:
         id (first_qkv_kernel) instead of a product over every row of every window. window_stride (with the
         table): a batch whose rows are consecutive windows of one stream this far apart, as the evaluator's
         batches are, computes block 0's attention once for all of them (first_attention_kernel); None: per
-        window always."""
+        window always. attention: the other blocks' attention in attention_kernel with these tiles; None:
+        SDPA (cuDNN, where the evaluator selects it)."""
         shape = model.shape
         self.model, self.shape = model, shape
         self.configs = dict(CONFIGS if configs is None else configs)
@@ -608,6 +692,9 @@ class FusedBaselineGPT:
             raise ValueError(f"sharing block 0's attention needs a power-of-two number of query heads per KV head, "
                              f"not {group}")
         self.window_stride = window_stride
+        if attention is not None and group % attention.stack:
+            raise ValueError(f"attention tiles stacking {attention.stack} query heads: a KV head has {group}")
+        self.attention_config = attention
         self.first_attention_warps = FIRST_ATTENTION_WARPS
         q_dim, kv_dim = shape.num_heads * head_dim, shape.num_kv_heads * head_dim
         order = rope_pair_order(head_dim)
@@ -771,7 +858,37 @@ class FusedBaselineGPT:
 
     # -- the forward ------------------------------------------------------------------------------
 
+    def attention_tiles(self, length: int, n: int) -> AttentionConfig | None:
+        """attention_kernel's tiles for the last n queries of windows of `length` tokens, or None where
+        SDPA takes them: no attention config, or windows that its key blocks do not divide (the evaluator's
+        shorter last window). The query block is cut to n where n is smaller (the last block's queries)."""
+        config = self.attention_config
+        if config is None or length % config.block_k:
+            return None
+        block_q = min(config.block_q, n)
+        if n % block_q or not _power_of_two(block_q) or block_q < 16:
+            return None
+        return replace(config, block_q=block_q)
+
     def _attention(self, q: Tensor, kv: Tensor, batch: int, length: int, n: int) -> Tensor:
+        tiles = self.attention_tiles(length, n)
+        if tiles is not None:
+            return self._attention_by_kernel(q, kv, batch, length, n, tiles)
+        return self._attention_by_sdpa(q, kv, batch, length, n)
+
+    def _attention_by_kernel(self, q: Tensor, kv: Tensor, batch: int, length: int, n: int,
+                             tiles: AttentionConfig) -> Tensor:
+        shape = self.shape
+        y = torch.empty_like(q)
+        qk_scale = shape.head_dim ** -0.5 * 1.4426950408889634  # SDPA's scale, in log2 units (the kernel's exp2)
+        attention_kernel[(batch * (n // tiles.block_q), shape.num_heads // tiles.stack)](
+            q, kv, y, batch, length, qk_scale, QUERIES=n, Q_COLS=self.q_dim, K_COLS=self.kv_dim,
+            HEAD_DIM=shape.head_dim, HEADS_PER_KV=shape.num_heads // shape.num_kv_heads, STACK=tiles.stack,
+            BLOCK_Q=tiles.block_q, BLOCK_K=tiles.block_k, OUT_DTYPE=self.out_dtype, num_warps=tiles.num_warps,
+            num_stages=tiles.num_stages)
+        return y
+
+    def _attention_by_sdpa(self, q: Tensor, kv: Tensor, batch: int, length: int, n: int) -> Tensor:
         shape = self.shape
         heads, kv_heads, head_dim = shape.num_heads, shape.num_kv_heads, shape.head_dim
         q = q.view(batch, n, heads, head_dim).transpose(1, 2)

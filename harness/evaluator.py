@@ -189,7 +189,7 @@ def leave_process_group(wait_for_peers: bool = True) -> None:
     torch.distributed.destroy_process_group()
 
 
-def _sdpa_context(device: torch.device, backends: Sequence[Any] | None):
+def sdpa_context(device: torch.device, backends: Sequence[Any] | None):
     """Prefer cuDNN attention on CUDA (fastest measured on H100, PERF_NOTES), falling back in order.
 
     An explicit list (possibly empty) overrides; on CPU nothing is forced."""
@@ -362,7 +362,7 @@ def evaluate(
     def score_single(k: int) -> None:
         score_windows(logits_fn, k, 1, 1, plan.length(k), plan.scored(k))
 
-    with torch.inference_mode(), _sdpa_context(device, sdpa_backends), \
+    with torch.inference_mode(), sdpa_context(device, sdpa_backends), \
             _progress(hi - lo, progress and rank == 0, "evaluating") as advance:
         for k in range(lo, regular_lo):
             score_single(k)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import triton_modes
 
@@ -33,8 +34,8 @@ with interpreting():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
     from fused_model import (CONFIGS, SMALL_MODEL_CONFIGS, SMALL_MODEL_PERSISTENT_CONFIGS,  # noqa: E402
-                             SMALL_MODEL_SHAPE, FusedBaselineGPT, TileConfig, applies, persistent, rope_pair_order,
-                             triton_product)
+                             SMALL_MODEL_SHAPE, AttentionConfig, FusedBaselineGPT, TileConfig, applies, persistent,
+                             rope_pair_order, triton_product)
 
     @triton.jit
     def _loop_probe(out_ptr, n):
@@ -300,6 +301,107 @@ def test_window_strides_the_shared_attention_cannot_take_are_refused():
     fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, window_stride=16)
     assert fused.takes_first_attention(64) and not fused.takes_first_attention(40)
     assert not fused.takes_first_attention(16)
+
+
+# attention_kernel's tiles for the small model (seq_len 64): query heads stacked or not, key blocks smaller
+# and larger than the query blocks
+SMALL_ATTENTION_TILES = [AttentionConfig(block_q=32, block_k=16, stack=2, num_warps=4),
+                         AttentionConfig(block_q=16, block_k=32, stack=1, num_warps=4)]
+
+
+def _attention_both_ways(device: str, dtype: torch.dtype, shape: ModelShape, tiles: AttentionConfig, batch: int,
+                         last_n: int, mask_diagonal: int = 0):
+    """attention_kernel's output for random q, k, v, and SDPA's in float64 from the same values (with the
+    causal mask moved by mask_diagonal: a wrong mask, for the sharpness test)."""
+    model = randomised_model(shape, device, dtype)
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS if device == "cpu" else None, attention=tiles)
+    length = shape.seq_len
+    generator = torch.Generator().manual_seed(17)
+    q = torch.randn(batch * last_n, fused.q_dim, generator=generator).to(device=device, dtype=dtype)
+    kv = torch.randn(batch * length, 2 * fused.kv_dim, generator=generator).to(device=device, dtype=dtype)
+    assert fused.attention_tiles(length, last_n) is not None
+    with torch.inference_mode():
+        got = fused._attention(q, kv, batch, length, last_n)
+        if mask_diagonal:
+            heads, kv_heads, head_dim = shape.num_heads, shape.num_kv_heads, shape.head_dim
+            q4 = q.double().view(batch, last_n, heads, head_dim).transpose(1, 2)
+            k4, v4 = (kv.double()[:, i * fused.kv_dim : (i + 1) * fused.kv_dim].view(batch, length, kv_heads, head_dim)
+                      .transpose(1, 2) for i in (0, 1))
+            visible = torch.ones(last_n, length, dtype=torch.bool, device=device).tril(
+                diagonal=length - last_n + mask_diagonal)
+            want = F.scaled_dot_product_attention(q4, k4, v4, attn_mask=visible, enable_gqa=True)
+            want = want.transpose(1, 2).reshape(batch * last_n, heads * head_dim)
+        else:
+            want = fused._attention_by_sdpa(q.double(), kv.double(), batch, length, last_n)
+    return got, want
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernel compiled")
+@pytest.mark.parametrize("tiles", SMALL_ATTENTION_TILES, ids=["stacked", "one-head"])
+@pytest.mark.parametrize("last_n", [64, 16])
+def test_attention_kernel_is_sdpa_to_rounding_in_the_interpreter(tiles, last_n):
+    """Every query of the window, and the last n only (the last block's scored queries): each output row
+    within 2 units of the storage dtype's rounding of SDPA's float64 value from the same q, k, v."""
+    got, want = _attention_both_ways("cpu", torch.float16, SMALL, tiles, 3, last_n)
+    assert per_row_error(got, want).max() < 2 * 2.0 ** -10
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("last_n", [1024, 64])
+def test_attention_kernel_is_sdpa_to_rounding_on_cuda(last_n):
+    got, want = _attention_both_ways("cuda", torch.bfloat16, ModelShape(), AttentionConfig(), 8, last_n)
+    assert per_row_error(got, want).max() < 2 * 2.0 ** -7
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter runs on the CPU only")
+@pytest.mark.parametrize("mask_diagonal", [1, -1])
+def test_a_causal_mask_off_by_one_key_is_seen(mask_diagonal):
+    """The bound above is sharp: against attention that sees one key more (or less) than the causal mask
+    lets it, the kernel's rows fail it."""
+    got, want = _attention_both_ways("cpu", torch.float16, SMALL, SMALL_ATTENTION_TILES[0], 2, 64, mask_diagonal)
+    want = torch.nan_to_num(want)  # the first query sees no key with the mask moved back: SDPA gives nan
+    assert per_row_error(got, want).max() > 2 * 2.0 ** -10
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernels compiled")
+def test_fused_forward_with_the_attention_kernel_is_as_accurate_as_the_plain_model_in_the_interpreter():
+    model = randomised_model(SMALL, "cpu", torch.float16)
+    exact = randomised_model(SMALL, "cpu", torch.float64)
+    ids = consecutive_windows(SMALL, 16, 3)
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=SMALL_ATTENTION_TILES[0])
+    calls = []
+    original = fused._attention_by_kernel
+    fused._attention_by_kernel = lambda *args: calls.append(args[2:5]) or original(*args)
+    for (shorten, last_n), (fused_error, plain_error) in zip(WINDOWS, errors(fused, model, exact, ids)):
+        assert fused_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}: {fused_error:.2e} vs {plain_error:.2e}"
+    # whole windows: every block through the kernel (block 0 per window too: windows of one default stride
+    # share nothing), the last one for every query, then for the last 16; windows of 43 tokens (no whole
+    # number of key blocks) through SDPA
+    assert calls == [(3, 64, 64)] * 5 + [(3, 64, 64)] * 4 + [(3, 64, 16)]
+
+
+@pytest.mark.gpu
+def test_fused_forward_with_the_attention_kernel_is_as_accurate_as_the_plain_model_on_cuda():
+    model = randomised_model(ModelShape(), "cuda", torch.bfloat16)
+    exact = randomised_model(ModelShape(), "cuda", torch.float64)
+    ids = consecutive_windows(ModelShape(), 64, 4).cuda()
+    fused = FusedBaselineGPT(model, attention=AttentionConfig())
+    for (shorten, last_n), (fused_error, plain_error) in zip(WINDOWS, errors(fused, model, exact, ids)):
+        assert fused_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}: {fused_error:.2e} vs {plain_error:.2e}"
+
+
+def test_attention_tiles_the_kernel_cannot_take_are_refused():
+    model = randomised_model(SMALL, "cpu", torch.float16)
+    with pytest.raises(ValueError, match="a KV head has 2"):
+        FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=AttentionConfig(stack=4))
+    for bad in (dict(block_q=48), dict(block_k=8), dict(stack=3)):
+        with pytest.raises(ValueError, match="attention"):
+            AttentionConfig(**bad)
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=AttentionConfig(block_q=32, block_k=32))
+    assert fused.attention_tiles(64, 64).block_q == 32 and fused.attention_tiles(64, 16).block_q == 16
+    assert fused.attention_tiles(48, 16) is None  # keys of no whole number of blocks: SDPA
+    assert fused.attention_tiles(64, 24) is None  # queries of no power-of-two block
+    assert FusedBaselineGPT(model, SMALL_MODEL_CONFIGS).attention_tiles(64, 64) is None  # no tiles: SDPA
 
 
 def test_qkv_tiles_must_not_straddle_q_k_and_v():
