@@ -32,6 +32,7 @@ import re
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +96,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--also-per-window", action="store_true",
                         help="with --model fused: also time it with block 0's attention per window (cuDNN) instead of "
                              "shared across each batch's consecutive windows (fused_model.first_attention_kernel)")
+    parser.add_argument("--attention", default="last", choices=("last", "all", "sdpa"),
+                        help="with --model fused: fused_model.attention_kernel for the last block's scored queries "
+                             "(default), for every block's attention, or none (SDPA everywhere)")
     parser.add_argument("--attention-tiles", default=None, metavar="BQ,BK,STACK,WARPS,STAGES|best:PATH",
-                        help="with --model fused: the other blocks' attention in fused_model.attention_kernel with these "
-                             "tiles (or the fastest full-window tiles of a bench/attention_speed.py result) instead of "
-                             "SDPA")
+                        help="attention_kernel's tiles (default fused_model.ATTENTION_TILES), or the fastest of a "
+                             "bench/attention_speed.py result for the queries the kernel takes (the last block's, or "
+                             "full windows with --attention all)")
     parser.add_argument("--also-sdpa", action="store_true",
-                        help="with --attention-tiles: also time the fused model with SDPA's attention (cuDNN) in the "
-                             "same call and compare the two scores")
+                        help="with --model fused: also time it with SDPA's attention (cuDNN) everywhere in the same "
+                             "call and compare the two scores")
     parser.add_argument("--matrices-bf16", action="store_true",
                         help="with --model reference: store the projection matrices in bf16 once instead of casting "
                              "the fp32 weights per call (the same values; measured on H100: no faster)")
@@ -124,18 +128,19 @@ def synthetic_inputs(tokens: int, vocab: int, seed: int = 0) -> tuple[np.ndarray
     return stream, ByteTable(base_bytes=base.astype(np.int16), has_leading_space=space, is_boundary=boundary)
 
 
-def attention_tiles_from(text: str) -> fused_model.AttentionConfig:
-    """--attention-tiles: five numbers, or best:PATH, the fastest full-window row of attention_speed.py's JSON."""
+def attention_tiles_from(text: str, queries: int) -> fused_model.AttentionConfig:
+    """--attention-tiles: five numbers, or best:PATH, attention_speed.py's fastest tiles for `queries` a window."""
     import fused_model  # (main imported it: --attention-tiles needs --model fused)
 
     if text.startswith("best:"):
         path = Path(text.removeprefix("best:"))
         try:
-            best = json.loads(path.read_text())["best"][f"queries_{rules.DEFAULT_SEQ_LEN}"]
+            best = json.loads(path.read_text())["best"][f"queries_{queries}"]
             return fused_model.AttentionConfig(best["block_q"], best["block_k"], best["stack"], best["num_warps"],
-                                               best["num_stages"])
+                                               best["num_stages"], tma=best.get("tma", False))
         except (OSError, ValueError, KeyError, TypeError) as error:
-            sys.exit(f"eval_throughput.py: --attention-tiles {text}: no fastest full-window tiles in {path} ({error})")
+            sys.exit(f"eval_throughput.py: --attention-tiles {text}: no fastest tiles for {queries} queries in {path} "
+                     f"({error})")
     try:
         numbers = [int(part) for part in text.split(",")]
         if len(numbers) != 5:
@@ -243,12 +248,16 @@ def main() -> int:
                                    or torch.cuda.get_device_capability(device)[0] != 9):
         sys.exit(f"eval_throughput.py: --gluon runs bench/ws_gemm.py's kernels in --model fused on a Hopper GPU "
                  f"(sm_90) only; here --model {args.model} on {device_name(device, world_size)}")
-    if (args.also_per_window or args.also_plain or args.attention_tiles) and args.model != "fused":
-        sys.exit("eval_throughput.py: --also-per-window, --also-plain and --attention-tiles are variants of --model "
-                 "fused")
-    if args.also_sdpa and not args.attention_tiles:
-        sys.exit("eval_throughput.py: --also-sdpa compares with --attention-tiles; without it SDPA is the default")
-    attention_tiles = attention_tiles_from(args.attention_tiles) if args.attention_tiles else None
+    if (args.also_per_window or args.also_plain or args.also_sdpa or args.attention_tiles) and args.model != "fused":
+        sys.exit("eval_throughput.py: --also-per-window, --also-plain, --also-sdpa and --attention-tiles are variants "
+                 "of --model fused")
+    if args.also_sdpa and args.attention == "sdpa":
+        sys.exit("eval_throughput.py: --also-sdpa compares attention_kernel with SDPA; --attention sdpa has no kernel")
+    attention_tiles = None
+    if args.model == "fused" and args.attention != "sdpa":
+        queries = args.seq_len if args.attention == "all" else args.stride  # what the tiles were chosen for
+        attention_tiles = replace(attention_tiles_from(args.attention_tiles, queries) if args.attention_tiles
+                                  else fused_model.ATTENTION_TILES, full_windows=args.attention == "all")
     if args.cuda_graphs and device.type != "cuda":
         sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
     if args.model == "fused" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -288,8 +297,8 @@ def main() -> int:
         fused_configs = fused_model.SMALL_MODEL_CONFIGS if args.small else None
         fused = fused_model.FusedBaselineGPT(model, fused_configs, gluon_configs=gluon_configs,
                                              window_stride=window_stride, attention=attention_tiles)
-        if attention_tiles is not None:
-            gluon_suffix += "_attention_kernel"
+        if args.attention != "last":  # (the default's results keep their name)
+            gluon_suffix += f"_attention_{args.attention}"
         if args.tune and device.type == "cuda":
             tuning = fused_model.tune(fused, args.batch_windows, fused_model.tune_candidates())
         elif args.tune:
@@ -338,7 +347,7 @@ def main() -> int:
     sdpa_runs = None
     if fused is not None and args.also_sdpa:
         with_sdpa = fused_model.FusedBaselineGPT(model, fused.configs, gluon_configs=fused.gluon_configs,
-                                                 window_stride=fused.window_stride)
+                                                 window_stride=fused.window_stride, attention=None)
         sdpa_runs, _ = timed_fast_runs(with_sdpa.forward_logits, fast_args, "fast path (fused model, SDPA attention)")
         del with_sdpa
     plain_runs = None

@@ -23,8 +23,12 @@ weights with six kinds of kernel, so that the activations go through memory once
             same in every window holding both, so each key block's scores are computed once, not once per
             window (see the kernel)
 
-Attention in the other blocks stays with PyTorch's SDPA (cuDNN first, as the evaluator selects); the
-output head runs in PyTorch on the scored positions only. RMSNorm's row scale is applied to the product
+- attention: causal attention of the last n queries of each window (the last block's scored ones, and with
+            AttentionConfig.full_windows every block's), the query heads of one KV head stacked in one tile
+
+Full windows' attention in the other blocks stays with PyTorch's SDPA by default (cuDNN first, as the
+evaluator selects: faster there than attention_kernel); the output head runs in PyTorch on the scored
+positions only. RMSNorm's row scale is applied to the product
 instead of its input (the same function: a row scale commutes with the product); values are rounded to the storage
 dtype where the plain model stores them between blocks, and kept in fp32 inside a kernel, so the two
 implementations agree to bf16 rounding, not bit for bit (the benchmark reports by how much).
@@ -367,13 +371,18 @@ def first_attention_kernel(stream_ptr, ids_ptr, consecutive_ptr, table_ptr, cos_
 @dataclass(frozen=True)
 class AttentionConfig:
     """Tiles of attention_kernel: block_q queries of `stack` query heads (of one KV head) per program, keys
-    block_k at a time."""
+    block_k at a time; full_windows: also the attention of every query of a window (else SDPA's causal
+    attention takes those, and the kernel the last block's scored queries only); tma: keys and values by
+    bulk tensor copies (Hopper's TMA) instead of pointer loads. (Triton 3.6's warp specialisation
+    generated no specialised code for this loop on sm_90a, pointers or TMA: not offered.)"""
 
-    block_q: int = 128
+    block_q: int = 64
     block_k: int = 64
     stack: int = 2
     num_warps: int = 8
     num_stages: int = 3
+    full_windows: bool = False
+    tma: bool = False
 
     def __post_init__(self) -> None:
         for name in ("block_q", "block_k", "stack"):
@@ -383,15 +392,22 @@ class AttentionConfig:
             raise ValueError(f"attention blocks of {self.block_q} queries and {self.block_k} keys: tl.dot needs 16")
 
 
+# The fastest tiles on an H200 for both the full windows and the last block's 64 queries (bench/results/
+# attention_speed_nvidia-h200.json); there SDPA (cuDNN) beat the kernel on full causal windows (0.76 vs
+# 0.86 ms a batch) and lost on the last block's (its mask path: 0.28 vs 0.11 ms), hence full_windows=False.
+ATTENTION_TILES = AttentionConfig()
+
+
 @triton.jit
-def attention_kernel(q_ptr, kv_ptr, y_ptr, windows, length, qk_scale, QUERIES: tl.constexpr,
+def attention_kernel(q_ptr, kv_ptr, kv_desc, y_ptr, windows, length, qk_scale, QUERIES: tl.constexpr,
                      Q_COLS: tl.constexpr, K_COLS: tl.constexpr, HEAD_DIM: tl.constexpr,
                      HEADS_PER_KV: tl.constexpr, STACK: tl.constexpr, BLOCK_Q: tl.constexpr,
-                     BLOCK_K: tl.constexpr, OUT_DTYPE: tl.constexpr):
+                     BLOCK_K: tl.constexpr, OUT_DTYPE: tl.constexpr, TMA: tl.constexpr):
     """Causal attention of the last QUERIES queries of each window (all of them, or the last block's scored
     ones) over the window's `length` keys, as SDPA computes it (scale 1 / sqrt(HEAD_DIM), softmax in fp32,
     the probabilities rounded to the storage dtype for the product with v): q is [windows * QUERIES,
-    Q_COLS], kv [windows * length, 2 * K_COLS] (k, then v), y like q; all time-major.
+    Q_COLS], kv [windows * length, 2 * K_COLS] (k, then v), y like q; all time-major. With TMA, kv_desc is a
+    tensor descriptor of kv in [BLOCK_K, HEAD_DIM] blocks (keys and values by bulk tensor copies); else kv.
 
     A program takes BLOCK_Q queries of STACK query heads that share one KV head, stacked as the rows of one
     tile (row r: head r // BLOCK_Q, query r % BLOCK_Q), so that each key and value block it loads serves
@@ -418,29 +434,37 @@ def attention_kernel(q_ptr, kv_ptr, y_ptr, windows, length, qk_scale, QUERIES: t
     row_sum = tl.zeros((ROWS,), tl.float32)
     acc = tl.zeros((ROWS, HEAD_DIM), tl.float32)
     visible_end = first_query // BLOCK_K * BLOCK_K  # keys before it are visible to every query here
+    window_row = window * length
+    k_col = kv_head * HEAD_DIM
     for start in range(0, visible_end, BLOCK_K):
-        acc, row_sum, row_max = _attend_keys(acc, row_sum, row_max, q, k_base, start, key, query, qk_scale,
-                                             K_COLS, HEAD_DIM, False, OUT_DTYPE)
+        acc, row_sum, row_max = _attend_keys(acc, row_sum, row_max, q, k_base, kv_desc, window_row, k_col, start,
+                                             key, query, qk_scale, K_COLS, HEAD_DIM, False, TMA, OUT_DTYPE)
     for start in range(visible_end, first_query + BLOCK_Q, BLOCK_K):
-        acc, row_sum, row_max = _attend_keys(acc, row_sum, row_max, q, k_base, start, key, query, qk_scale,
-                                             K_COLS, HEAD_DIM, True, OUT_DTYPE)
+        acc, row_sum, row_max = _attend_keys(acc, row_sum, row_max, q, k_base, kv_desc, window_row, k_col, start,
+                                             key, query, qk_scale, K_COLS, HEAD_DIM, True, TMA, OUT_DTYPE)
     tl.store(y_ptr + q_rows[:, None] * Q_COLS + head[:, None] * HEAD_DIM + d[None, :],
              (acc / row_sum[:, None]).to(OUT_DTYPE))
 
 
 @triton.jit
-def _attend_keys(acc, row_sum, row_max, q, k_base, start, key, query, qk_scale, K_COLS: tl.constexpr,
-                 HEAD_DIM: tl.constexpr, MASK: tl.constexpr, OUT_DTYPE: tl.constexpr):
-    """One key block's step of the online softmax (attention_kernel): keys start .. start + BLOCK_K - 1."""
-    d = tl.arange(0, HEAD_DIM)
-    rows = (start + key).to(tl.int64)[:, None] * (2 * K_COLS)
-    k = tl.load(k_base + rows + d[None, :])
-    v = tl.load(k_base + rows + K_COLS + d[None, :])
-    scores = tl.dot(q, tl.trans(k)) * qk_scale  # log2 units: exp2 below
+def _attend_keys(acc, row_sum, row_max, q, k_base, kv_desc, window_row, k_col, start, key, query, qk_scale,
+                 K_COLS: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr, TMA: tl.constexpr,
+                 OUT_DTYPE: tl.constexpr):
+    """One key block's step of the online softmax (attention_kernel): keys start .. start + BLOCK_K - 1,
+    loaded by bulk tensor copies (TMA) or by pointers."""
+    if TMA:
+        k = kv_desc.load([window_row + start, k_col])
+        v = kv_desc.load([window_row + start, K_COLS + k_col])
+    else:
+        d = tl.arange(0, HEAD_DIM)
+        rows = (start + key).to(tl.int64)[:, None] * (2 * K_COLS)
+        k = tl.load(k_base + rows + d[None, :])
+        v = tl.load(k_base + rows + K_COLS + d[None, :])
+    scores = tl.dot(q, tl.trans(k))
     if MASK:
         scores = tl.where((start + key)[None, :] <= query[:, None], scores, float("-inf"))
-    new_max = tl.maximum(row_max, tl.max(scores, axis=1))
-    p = tl.exp2(scores - new_max[:, None])
+    new_max = tl.maximum(row_max, tl.max(scores, axis=1) * qk_scale)  # log2 units: exp2 below
+    p = tl.exp2(scores * qk_scale - new_max[:, None])  # one multiply-add a score
     rescale = tl.exp2(row_max - new_max)
     row_sum = row_sum * rescale + tl.sum(p, axis=1)
     acc = acc * rescale[:, None] + tl.dot(p.to(OUT_DTYPE), v)
@@ -655,7 +679,8 @@ class FusedBaselineGPT:
 
     def __init__(self, model: BaselineShapedGPT, configs: dict[str, TileConfig] | None = None,
                  gluon_configs: dict | None = None, first_block_table: bool = True,
-                 window_stride: int | None = rules.EVAL_STRIDE, attention: AttentionConfig | None = None) -> None:
+                 window_stride: int | None = rules.EVAL_STRIDE,
+                 attention: AttentionConfig | None = ATTENTION_TILES) -> None:
         """gluon_configs: {"qkv", "residual", "relu2": ws_gemm.WsConfig}, any of them, to run those kernels as
         bench/ws_gemm.py's warp-specialised Gluon products (Hopper only), the same function; with "residual",
         "residual_skip" and "residual_attn" give those kinds of residual launch their own tiles
@@ -663,8 +688,9 @@ class FusedBaselineGPT:
         id (first_qkv_kernel) instead of a product over every row of every window. window_stride (with the
         table): a batch whose rows are consecutive windows of one stream this far apart, as the evaluator's
         batches are, computes block 0's attention once for all of them (first_attention_kernel); None: per
-        window always. attention: the other blocks' attention in attention_kernel with these tiles; None:
-        SDPA (cuDNN, where the evaluator selects it)."""
+        window always. attention: attention_kernel's tiles, for the last block's scored queries (and with
+        full_windows for the other blocks' too); None: SDPA everywhere (cuDNN, where the evaluator selects
+        it)."""
         shape = model.shape
         self.model, self.shape = model, shape
         self.configs = dict(CONFIGS if configs is None else configs)
@@ -860,10 +886,11 @@ class FusedBaselineGPT:
 
     def attention_tiles(self, length: int, n: int) -> AttentionConfig | None:
         """attention_kernel's tiles for the last n queries of windows of `length` tokens, or None where
-        SDPA takes them: no attention config, or windows that its key blocks do not divide (the evaluator's
-        shorter last window). The query block is cut to n where n is smaller (the last block's queries)."""
+        SDPA takes them: no attention config, every query of the window without full_windows, or windows
+        that its key blocks do not divide (the evaluator's shorter last window). The query block is cut to n
+        where n is smaller (the last block's queries)."""
         config = self.attention_config
-        if config is None or length % config.block_k:
+        if config is None or length % config.block_k or (n == length and not config.full_windows):
             return None
         block_q = min(config.block_q, n)
         if n % block_q or not _power_of_two(block_q) or block_q < 16:
@@ -881,10 +908,11 @@ class FusedBaselineGPT:
         shape = self.shape
         y = torch.empty_like(q)
         qk_scale = shape.head_dim ** -0.5 * 1.4426950408889634  # SDPA's scale, in log2 units (the kernel's exp2)
+        kv_desc = _desc(kv, (tiles.block_k, shape.head_dim)) if tiles.tma else kv
         attention_kernel[(batch * (n // tiles.block_q), shape.num_heads // tiles.stack)](
-            q, kv, y, batch, length, qk_scale, QUERIES=n, Q_COLS=self.q_dim, K_COLS=self.kv_dim,
+            q, kv, kv_desc, y, batch, length, qk_scale, QUERIES=n, Q_COLS=self.q_dim, K_COLS=self.kv_dim,
             HEAD_DIM=shape.head_dim, HEADS_PER_KV=shape.num_heads // shape.num_kv_heads, STACK=tiles.stack,
-            BLOCK_Q=tiles.block_q, BLOCK_K=tiles.block_k, OUT_DTYPE=self.out_dtype, num_warps=tiles.num_warps,
+            BLOCK_Q=tiles.block_q, BLOCK_K=tiles.block_k, OUT_DTYPE=self.out_dtype, TMA=tiles.tma, num_warps=tiles.num_warps,
             num_stages=tiles.num_stages)
         return y
 

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +40,8 @@ import fused_model  # noqa: E402
 from offline_compile import HOPPER, inspect_cubin  # noqa: E402
 from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
 
-KERNELS = ("embed_kernel", "first_qkv_kernel", "first_attention_kernel", "qkv_kernel", "residual_kernel",
-           "relu2_kernel")
+KERNELS = ("embed_kernel", "first_qkv_kernel", "first_attention_kernel", "attention_kernel", "qkv_kernel",
+           "residual_kernel", "relu2_kernel")
 PRODUCT_KERNELS = {"qkv_kernel", "residual_kernel", "relu2_kernel"}
 TORCH_TO_TRITON = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32", torch.int64: "i64",
                    torch.int32: "i32", torch.bool: "i1"}
@@ -112,7 +112,8 @@ def _type_string(value) -> str:
 
 def record_launches(configs: dict[str, fused_model.TileConfig] | None = None) -> list[Launch]:
     """The launches of building the fused model (its tables) and of forwards with every last-n variant (full
-    windows; the last 64), with block 0's attention in first_attention_kernel and through cuDNN."""
+    windows; the last 64), with block 0's attention in first_attention_kernel and through cuDNN, and with
+    attention_kernel for the last block's queries (the default) and for full windows."""
     launches: list[Launch] = []
     originals = {name: getattr(fused_model, name) for name in KERNELS}
     shape = ModelShape()
@@ -123,11 +124,14 @@ def record_launches(configs: dict[str, fused_model.TileConfig] | None = None) ->
         fused = fused_model.FusedBaselineGPT(model, configs)
         # and block 0's attention per window through cuDNN (first_qkv_kernel, not first_attention_kernel)
         per_window = fused_model.FusedBaselineGPT(model, configs, window_stride=None)
+        every_block = fused_model.FusedBaselineGPT(
+            model, configs, attention=replace(fused_model.ATTENTION_TILES, full_windows=True))
         ids = torch.zeros(1, shape.seq_len, dtype=torch.long)
         with torch.inference_mode():
             fused.forward_logits(ids, None)
             fused.forward_logits(ids, 64)
             per_window.forward_logits(ids, 64)
+            every_block.forward_logits(ids, 64)
     finally:
         for name, fn in originals.items():
             setattr(fused_model, name, fn)
@@ -206,10 +210,12 @@ def print_table(reports: list[Report]) -> None:
         table.add_column(column)
     for r in reports:
         c = r.constexprs
-        rows = c.get("BM", int(c.get("GROUP", 0)) * int(c.get("STRIDE", 0)) or None)  # first_attention: heads x queries
-        columns = c.get("BN", c.get("D", c.get("HEAD_DIM")))
+        # first_attention and attention: a tile of query heads x queries by keys
+        rows = c.get("BM", int(c.get("GROUP", c.get("STACK", 0))) * int(c.get("STRIDE", c.get("BLOCK_Q", 0))) or None)
+        columns = c.get("BN", c.get("BLOCK_K", c.get("D", c.get("HEAD_DIM"))))
         tile = f"{rows} {columns} {c.get('BK', '-')} / {r.options.get('num_warps')} {r.options.get('num_stages', '-')}"
-        flag_names = ("Q_COLS", "K_COLS", "SKIP", "MIX", "STORE_EXTRA", "WRITE_SS", "PREFETCH", "WINDOW_BLOCKS")
+        flag_names = ("Q_COLS", "K_COLS", "SKIP", "MIX", "STORE_EXTRA", "WRITE_SS", "PREFETCH", "WINDOW_BLOCKS",
+                      "QUERIES")
         flags = " ".join(f"{k}={c[k]}" for k in flag_names if k in c)
         table.add_row(r.kernel.removesuffix("_kernel"), tile, c.get("PERSISTENT", "-"), flags, str(r.registers), str(r.spill_bytes),
                       f"{r.shared_bytes / 1024:.0f}", str(r.hgmma), str(r.tma_loads),

@@ -305,8 +305,9 @@ def test_window_strides_the_shared_attention_cannot_take_are_refused():
 
 # attention_kernel's tiles for the small model (seq_len 64): query heads stacked or not, key blocks smaller
 # and larger than the query blocks
-SMALL_ATTENTION_TILES = [AttentionConfig(block_q=32, block_k=16, stack=2, num_warps=4),
-                         AttentionConfig(block_q=16, block_k=32, stack=1, num_warps=4)]
+SMALL_ATTENTION_TILES = [AttentionConfig(block_q=32, block_k=16, stack=2, num_warps=4, full_windows=True),
+                         AttentionConfig(block_q=16, block_k=32, stack=1, num_warps=4, full_windows=True),
+                         AttentionConfig(block_q=32, block_k=16, stack=2, num_warps=4, full_windows=True, tma=True)]
 
 
 def _attention_both_ways(device: str, dtype: torch.dtype, shape: ModelShape, tiles: AttentionConfig, batch: int,
@@ -337,7 +338,7 @@ def _attention_both_ways(device: str, dtype: torch.dtype, shape: ModelShape, til
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernel compiled")
-@pytest.mark.parametrize("tiles", SMALL_ATTENTION_TILES, ids=["stacked", "one-head"])
+@pytest.mark.parametrize("tiles", SMALL_ATTENTION_TILES, ids=["stacked", "one-head", "stacked-tma"])
 @pytest.mark.parametrize("last_n", [64, 16])
 def test_attention_kernel_is_sdpa_to_rounding_in_the_interpreter(tiles, last_n):
     """Every query of the window, and the last n only (the last block's scored queries): each output row
@@ -348,8 +349,10 @@ def test_attention_kernel_is_sdpa_to_rounding_in_the_interpreter(tiles, last_n):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("last_n", [1024, 64])
-def test_attention_kernel_is_sdpa_to_rounding_on_cuda(last_n):
-    got, want = _attention_both_ways("cuda", torch.bfloat16, ModelShape(), AttentionConfig(), 8, last_n)
+@pytest.mark.parametrize("tma", [False, True])
+def test_attention_kernel_is_sdpa_to_rounding_on_cuda(last_n, tma):
+    tiles = replace(AttentionConfig(), full_windows=True, tma=tma)
+    got, want = _attention_both_ways("cuda", torch.bfloat16, ModelShape(), tiles, 8, last_n)
     assert per_row_error(got, want).max() < 2 * 2.0 ** -7
 
 
@@ -364,20 +367,22 @@ def test_a_causal_mask_off_by_one_key_is_seen(mask_diagonal):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA variant below runs the kernels compiled")
-def test_fused_forward_with_the_attention_kernel_is_as_accurate_as_the_plain_model_in_the_interpreter():
+@pytest.mark.parametrize("full_windows", [True, False])
+def test_fused_forward_with_the_attention_kernel_is_as_accurate_as_the_plain_model_in_the_interpreter(full_windows):
     model = randomised_model(SMALL, "cpu", torch.float16)
     exact = randomised_model(SMALL, "cpu", torch.float64)
     ids = consecutive_windows(SMALL, 16, 3)
-    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=SMALL_ATTENTION_TILES[0])
+    tiles = replace(SMALL_ATTENTION_TILES[0], full_windows=full_windows)
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=tiles)
     calls = []
     original = fused._attention_by_kernel
     fused._attention_by_kernel = lambda *args: calls.append(args[2:5]) or original(*args)
     for (shorten, last_n), (fused_error, plain_error) in zip(WINDOWS, errors(fused, model, exact, ids)):
         assert fused_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}: {fused_error:.2e} vs {plain_error:.2e}"
-    # whole windows: every block through the kernel (block 0 per window too: windows of one default stride
-    # share nothing), the last one for every query, then for the last 16; windows of 43 tokens (no whole
-    # number of key blocks) through SDPA
-    assert calls == [(3, 64, 64)] * 5 + [(3, 64, 64)] * 4 + [(3, 64, 16)]
+    # full_windows: every block of whole windows through the kernel (block 0 per window too: windows of one
+    # default stride share nothing), the last one for every query, then for the last 16; else the last
+    # block's 16 queries only. Windows of 43 tokens (no whole number of key blocks) through SDPA.
+    assert calls == ([(3, 64, 64)] * 5 + [(3, 64, 64)] * 4 + [(3, 64, 16)] if full_windows else [(3, 64, 16)])
 
 
 @pytest.mark.gpu
@@ -385,7 +390,7 @@ def test_fused_forward_with_the_attention_kernel_is_as_accurate_as_the_plain_mod
     model = randomised_model(ModelShape(), "cuda", torch.bfloat16)
     exact = randomised_model(ModelShape(), "cuda", torch.float64)
     ids = consecutive_windows(ModelShape(), 64, 4).cuda()
-    fused = FusedBaselineGPT(model, attention=AttentionConfig())
+    fused = FusedBaselineGPT(model, attention=replace(AttentionConfig(), full_windows=True))
     for (shorten, last_n), (fused_error, plain_error) in zip(WINDOWS, errors(fused, model, exact, ids)):
         assert fused_error < 1.5 * plain_error, f"window {shorten}, last_n {last_n}: {fused_error:.2e} vs {plain_error:.2e}"
 
@@ -397,11 +402,13 @@ def test_attention_tiles_the_kernel_cannot_take_are_refused():
     for bad in (dict(block_q=48), dict(block_k=8), dict(stack=3)):
         with pytest.raises(ValueError, match="attention"):
             AttentionConfig(**bad)
-    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=AttentionConfig(block_q=32, block_k=32))
+    fused = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=AttentionConfig(32, 32, full_windows=True))
     assert fused.attention_tiles(64, 64).block_q == 32 and fused.attention_tiles(64, 16).block_q == 16
     assert fused.attention_tiles(48, 16) is None  # keys of no whole number of blocks: SDPA
     assert fused.attention_tiles(64, 24) is None  # queries of no power-of-two block
-    assert FusedBaselineGPT(model, SMALL_MODEL_CONFIGS).attention_tiles(64, 64) is None  # no tiles: SDPA
+    default = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS)  # the last block's queries only
+    assert default.attention_tiles(64, 64) is None and default.attention_tiles(64, 16).block_q == 16
+    assert FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=None).attention_tiles(64, 16) is None  # SDPA
 
 
 def test_qkv_tiles_must_not_straddle_q_k_and_v():
@@ -559,6 +566,8 @@ def test_kernels_compile_for_hopper_with_matrix_instructions_and_no_spills(tmp_p
     assert of("first_qkv_kernel", "Q_COLS", "K_COLS") == {("512", "256")}
     assert of("first_attention_kernel", "GROUP", "STRIDE", "WINDOW_BLOCKS") == {("2", "64", "16")}
     assert of("qkv_kernel", "Q_COLS", "K_COLS") == {("0", "0"), ("512", "256"), ("0", "256"), ("512", "0")}
+    # attention_kernel: the last block's 64 scored queries (default), and full windows of 1024 (every block)
+    assert of("attention_kernel", "QUERIES", "BLOCK_Q", "STACK") == {("64", "64", "2"), ("1024", "64", "2")}
     # No skip, a stored skip, the block's own output as the skip; a U-net source stored on the side.
     assert {("0",), ("1",), ("2",)} == of("residual_kernel", "SKIP")
     assert ("True", "0") in of("residual_kernel", "STORE_EXTRA", "SKIP")
