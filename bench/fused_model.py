@@ -125,6 +125,11 @@ def shares_first_attention_at(stride: int) -> bool:
     return _power_of_two(stride) and stride >= 16
 
 
+def _log2_softmax_scale(head_dim: int) -> float:
+    """SDPA's softmax scale 1 / sqrt(head_dim) in log2 units, for the attention kernels' exp2."""
+    return head_dim ** -0.5 * 1.4426950408889634
+
+
 def _tl_dtype(dtype: torch.dtype):
     return {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}[dtype]
 
@@ -392,9 +397,10 @@ class AttentionConfig:
             raise ValueError(f"attention blocks of {self.block_q} queries and {self.block_k} keys: tl.dot needs 16")
 
 
-# The fastest tiles on an H200 for both the full windows and the last block's 64 queries (bench/results/
-# attention_speed_nvidia-h200.json); there SDPA (cuDNN) beat the kernel on full causal windows (0.76 vs
-# 0.86 ms a batch) and lost on the last block's (its mask path: 0.28 vs 0.11 ms), hence full_windows=False.
+# Among the fastest tiles on H200s for both the full windows and the last block's 64 queries (bench/results/
+# attention_speed_nvidia-h200*.json: TMA and 4 warps within 1 %); there SDPA (cuDNN) beat the kernel on full
+# causal windows (0.77 vs 0.87 ms a batch) and lost on the last block's (its mask path: 0.28 vs 0.11 ms),
+# hence full_windows=False.
 ATTENTION_TILES = AttentionConfig()
 
 
@@ -833,12 +839,12 @@ class FusedBaselineGPT:
         stream = torch.cat((ids[0], ids[1:, length - stride :].reshape(-1)))  # what consecutive windows cover
         y = torch.empty(batch * length, self.q_dim, dtype=self.dtype, device=ids.device)
         head_dim, kv_heads = self.shape.head_dim, self.shape.num_kv_heads
-        qk_scale = head_dim ** -0.5 * 1.4426950408889634  # SDPA's scale, in log2 units (the kernel's exp2)
         first_attention_kernel[(batch * (length // stride), kv_heads)](
             stream, ids, self.consecutive_windows(ids), self.first_qkv_table, self.cos, self.sin,
-            self.blocks[0]["q_gain"], y, batch, self.eps, qk_scale, N=self.first_qkv_table.shape[1], Q_COLS=self.q_dim,
-            K_COLS=self.kv_dim, HEAD_DIM=head_dim, GROUP=self.shape.num_heads // kv_heads, STRIDE=stride,
-            WINDOW_BLOCKS=length // stride, OUT_DTYPE=self.out_dtype, num_warps=self.first_attention_warps)
+            self.blocks[0]["q_gain"], y, batch, self.eps, _log2_softmax_scale(head_dim),
+            N=self.first_qkv_table.shape[1], Q_COLS=self.q_dim, K_COLS=self.kv_dim, HEAD_DIM=head_dim,
+            GROUP=self.shape.num_heads // kv_heads, STRIDE=stride, WINDOW_BLOCKS=length // stride,
+            OUT_DTYPE=self.out_dtype, num_warps=self.first_attention_warps)
         return y
 
     def _residual(self, a: Tensor, weight: Tensor, res: Tensor, scale: Tensor, *, write_ss: bool,
@@ -906,14 +912,15 @@ class FusedBaselineGPT:
     def _attention_by_kernel(self, q: Tensor, kv: Tensor, batch: int, length: int, n: int,
                              tiles: AttentionConfig) -> Tensor:
         shape = self.shape
+        if not (q.is_contiguous() and kv.is_contiguous()):
+            raise ValueError("attention_kernel reads q and kv as dense row-major [rows, columns] tensors")
         y = torch.empty_like(q)
-        qk_scale = shape.head_dim ** -0.5 * 1.4426950408889634  # SDPA's scale, in log2 units (the kernel's exp2)
         kv_desc = _desc(kv, (tiles.block_k, shape.head_dim)) if tiles.tma else kv
         attention_kernel[(batch * (n // tiles.block_q), shape.num_heads // tiles.stack)](
-            q, kv, kv_desc, y, batch, length, qk_scale, QUERIES=n, Q_COLS=self.q_dim, K_COLS=self.kv_dim,
-            HEAD_DIM=shape.head_dim, HEADS_PER_KV=shape.num_heads // shape.num_kv_heads, STACK=tiles.stack,
-            BLOCK_Q=tiles.block_q, BLOCK_K=tiles.block_k, OUT_DTYPE=self.out_dtype, TMA=tiles.tma, num_warps=tiles.num_warps,
-            num_stages=tiles.num_stages)
+            q, kv, kv_desc, y, batch, length, _log2_softmax_scale(shape.head_dim), QUERIES=n, Q_COLS=self.q_dim,
+            K_COLS=self.kv_dim, HEAD_DIM=shape.head_dim, HEADS_PER_KV=shape.num_heads // shape.num_kv_heads,
+            STACK=tiles.stack, BLOCK_Q=tiles.block_q, BLOCK_K=tiles.block_k, OUT_DTYPE=self.out_dtype, TMA=tiles.tma,
+            num_warps=tiles.num_warps, num_stages=tiles.num_stages)
         return y
 
     def _attention_by_sdpa(self, q: Tensor, kv: Tensor, batch: int, length: int, n: int) -> Tensor:
