@@ -18,6 +18,7 @@ import argparse
 import itertools
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -77,19 +78,19 @@ def main() -> int:
     generator = torch.Generator(device=device).manual_seed(0)
     rows = []
     tiles = [fused_model.AttentionConfig()] if args.quick else candidate_tiles()
+    fused = fused_model.FusedBaselineGPT(model, window_stride=None, first_block_table=False)
+    unit = 2.0 ** -7  # bf16's relative rounding step: per output row, as tests/test_fused_model.py bounds it
     for n in (length, rules.EVAL_STRIDE):
-        fused = fused_model.FusedBaselineGPT(model, window_stride=None, first_block_table=False)
         q = torch.randn(batch * n, fused.q_dim, device=device, generator=generator, dtype=torch.bfloat16)
         kv = torch.randn(batch * length, 2 * fused.kv_dim, device=device, generator=generator, dtype=torch.bfloat16)
         flops = causal_flops(batch, heads, head_dim, length, n)
         with sdpa_context(device, None):
             want = fused._attention_by_sdpa(q, kv, batch, length, n)
             sdpa_ms = time_ms(lambda: fused._attention_by_sdpa(q, kv, batch, length, n))
-        unit = 2.0 ** -7  # bf16's relative rounding step: per output row, as tests/test_fused_model.py bounds it
         rows.append(dict(queries=n, way="sdpa", ms=round(sdpa_ms, 4), tflops=round(flops / sdpa_ms / 1e9, 1)))
-        for tiles_used in dict.fromkeys(replace_block_q(tiles_asked, n) for tiles_asked in tiles):
+        for tiles_used in dict.fromkeys(replace(tiles_asked, block_q=min(tiles_asked.block_q, n))
+                                        for tiles_asked in tiles):
             row = dict(queries=n, way="kernel", **vars(tiles_used))
-            fused.attention_config = tiles_used
             try:
                 got = fused._attention_by_kernel(q, kv, batch, length, n, tiles_used)
                 torch.cuda.synchronize()
@@ -98,7 +99,7 @@ def main() -> int:
                 row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
                 rows.append(row)
                 continue
-            compiled = compiled_kernel(tiles_used)
+            compiled = compiled_kernel()
             row.update(ms=round(ms, 4), tflops=round(flops / ms / 1e9, 1), vs_sdpa=round(sdpa_ms / ms, 3),
                        max_units_from_sdpa=round(float(row_errors(got, want).max() / unit), 3),
                        **compiled)
@@ -120,13 +121,7 @@ def row_errors(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
     return (got.float() - want.float()).norm(dim=1) / want.float().norm(dim=1)
 
 
-def replace_block_q(tiles: fused_model.AttentionConfig, n: int) -> fused_model.AttentionConfig:
-    from dataclasses import replace
-
-    return replace(tiles, block_q=min(tiles.block_q, n))
-
-
-def compiled_kernel(tiles: fused_model.AttentionConfig) -> dict:
+def compiled_kernel() -> dict:
     """Registers and spills of the variant just launched (the newest entry of the kernel's cache), where this
     Triton's cache has the layout 3.6's has; else nothing."""
     try:

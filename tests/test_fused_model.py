@@ -409,6 +409,10 @@ def test_attention_tiles_the_kernel_cannot_take_are_refused():
     default = FusedBaselineGPT(model, SMALL_MODEL_CONFIGS)  # the last block's queries only
     assert default.attention_tiles(64, 64) is None and default.attention_tiles(64, 16).block_q == 16
     assert FusedBaselineGPT(model, SMALL_MODEL_CONFIGS, attention=None).attention_tiles(64, 16) is None  # SDPA
+    q = torch.zeros(16, 2 * fused.q_dim, dtype=torch.float16)
+    kv = torch.zeros(64, 2 * fused.kv_dim, dtype=torch.float16)
+    with pytest.raises(ValueError, match="dense row-major"):  # a column slice: its rows are not q_dim apart
+        fused._attention(q[:, : fused.q_dim], kv, 1, 64, 16)
 
 
 def test_qkv_tiles_must_not_straddle_q_k_and_v():
