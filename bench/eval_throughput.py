@@ -41,6 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import trained_weights  # noqa: E402
 from baseline_model import BaselineShapedGPT, ModelShape  # noqa: E402
 from harness import rules  # noqa: E402
 from harness.bytes import ByteTable  # noqa: E402
@@ -123,6 +124,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--matrices-bf16", action="store_true",
                         help="with --model reference: store the projection matrices in bf16 once instead of casting "
                              "the fp32 weights per call (the same values; measured on H100: no faster)")
+    parser.add_argument("--train-steps", type=int, default=0,
+                        help="with --model bench or fused: first train the model for this many Adam steps on "
+                             "bench/trained_weights.py's Markov chain and score a held-out stream from the same "
+                             "chain (a realistic loss, about 2.1 nats, instead of random weights' 19.9)")
+    parser.add_argument("--train-batch-windows", type=int, default=64, help="windows per training step")
+    parser.add_argument("--train-lr", type=float, default=2e-3, help="peak Adam learning rate of the training")
     parser.add_argument("--small", action="store_true", help="a tiny model and fp32 (CPU debugging)")
     parser.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
     return parser.parse_args()
@@ -279,6 +286,8 @@ def main() -> int:
         queries = args.seq_len if args.attention == "all" else args.stride  # what the tiles were chosen for
         attention_tiles = replace(attention_tiles_from(args.attention_tiles, queries) if args.attention_tiles
                                   else fused_model.ATTENTION_TILES, full_windows=args.attention == "all")
+    if args.train_steps < 0 or (args.train_steps and args.model == "reference"):
+        sys.exit("eval_throughput.py: --train-steps takes a count of steps >= 0, for --model bench or fused")
     if args.cuda_graphs and device.type != "cuda":
         sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
     if args.model == "fused" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -297,9 +306,16 @@ def main() -> int:
             for module in model.modules():
                 if type(module).__name__ == "Linear":
                     module.weight.data = module.weight.data.to(torch.bfloat16)
+    elif args.train_steps:
+        model = BaselineShapedGPT(shape).to(device=device)
+        training = trained_weights.train_briefly(model, args.train_steps, args.train_batch_windows, args.train_lr,
+                                                 log=print if rank == 0 else None)
+        model = model.to(dtype)
     else:
         model = BaselineShapedGPT(shape).to(device=device, dtype=dtype)
     stream, table = synthetic_inputs(args.tokens, shape.vocab_size)
+    if args.train_steps:  # held-out text of the chain the model learnt (the byte table stays synthetic)
+        stream = trained_weights.markov_stream(args.tokens, shape.vocab_size)
     logits_fn = model.forward_logits  # what the naive loops run: the plain model
     fast_fn, tuning, fused = logits_fn, None, None
     gluon_suffix = ""  # of the results file: the Gluon kernels, and a residual operand option not the default
@@ -407,7 +423,8 @@ def main() -> int:
         "device": device_name(device, world_size),
         "world_size": world_size,
         "torch": torch.__version__,
-        "model": {**shape.__dict__, "dtype": str(dtype).removeprefix("torch."), "weights": "random"},
+        "model": {**shape.__dict__, "dtype": str(dtype).removeprefix("torch."),
+                  "weights": "trained (bench/trained_weights.py)" if args.train_steps else "random"},
         "stream_tokens": len(stream),
         "windows": plan.num_windows,
         "seq_len": args.seq_len, "stride": args.stride, "batch_windows": args.batch_windows,
@@ -429,6 +446,9 @@ def main() -> int:
         "top_kernels": [[name[:120], round(share, 4)] for name, share in kernels[:12]],
         "val_loss_fast": fast.val_loss, "val_bpb_fast": fast.val_bpb,
     }
+    if args.train_steps:
+        results["training"] = training.to_dict()
+        results["stream"] = "held-out documents of bench/trained_weights.py's Markov chain"
     if fused is not None:
         results["fused_tile_configs"] = {name: config.__dict__ for name, config in fused.configs.items()
                                          if name not in fused.gluon_configs}
@@ -472,6 +492,8 @@ def main() -> int:
         suffix += gluon_suffix
         if args.cuda_graphs:
             suffix += "_graphs"
+        if args.train_steps:
+            suffix += "_trained"
         out = Path(args.out_dir, f"eval_throughput_{slug(results['device'])}{suffix}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
@@ -481,7 +503,7 @@ def main() -> int:
                     "plain_model_seconds_per_split", "speedup_vs_plain_model", "max_rel_diff_vs_plain_model",
                     "eager_seconds_per_split", "naive_seconds_per_split", "speedup_vs_naive", "max_rel_diff",
                     "naive_compiled_seconds_per_split", "speedup_vs_compiled_naive", "max_rel_diff_vs_compiled_naive",
-                    "fp32_reference", "attention_kernels"):
+                    "fp32_reference", "training", "attention_kernels"):
             if key in results:
                 print(f"{key:>24}: {results[key]}")
     leave_process_group()
