@@ -11,7 +11,11 @@ everywhere, eager; with --naive-compiled also through torch.compile, as many rec
 do, which also compares the two scores under one compiler). It reports tokens/s, seconds per validation split
 (62,021,632 tokens, scaled linearly from the stream measured), FLOP rates and the two results'
 relative difference, and writes bench/results/eval_throughput_<device>.json. Compilation happens on a
-short warm-up stream and is reported apart from the timed runs.
+short warm-up prefix that ends as the stream does (every batch shape compiled before the timed runs)
+and is reported apart from them. With --train-steps N the weights are first trained for N steps on a
+synthetic Markov chain and a held-out stream of it is scored (bench/trained_weights.py: a trained
+model's loss, about 2.2 nats, where random weights score 19.9); --reference-tokens also scores a
+prefix on an fp32 copy of the weights, to see how far each bf16 path is from it.
 
 With --model fused the fast path runs the same weights through bench/fused_model.py (Triton kernels
 that carry the norms, RoPE, relu² and residual work in the products' epilogues; --tune times their tile
@@ -127,7 +131,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-steps", type=int, default=0,
                         help="with --model bench or fused: first train the model for this many Adam steps on "
                              "bench/trained_weights.py's Markov chain and score a held-out stream from the same "
-                             "chain (a realistic loss, about 2.1 nats, instead of random weights' 19.9)")
+                             "chain (a trained model's loss, about 2.2 nats, instead of random weights' 19.9)")
     parser.add_argument("--train-batch-windows", type=int, default=64, help="windows per training step")
     parser.add_argument("--train-lr", type=float, default=2e-3, help="peak Adam learning rate of the training")
     parser.add_argument("--small", action="store_true", help="a tiny model and fp32 (CPU debugging)")
@@ -286,8 +290,9 @@ def main() -> int:
         queries = args.seq_len if args.attention == "all" else args.stride  # what the tiles were chosen for
         attention_tiles = replace(attention_tiles_from(args.attention_tiles, queries) if args.attention_tiles
                                   else fused_model.ATTENTION_TILES, full_windows=args.attention == "all")
-    if args.train_steps < 0 or (args.train_steps and args.model == "reference"):
-        sys.exit("eval_throughput.py: --train-steps takes a count of steps >= 0, for --model bench or fused")
+    if args.train_steps < 0 or args.train_batch_windows < 1 or (args.train_steps and args.model == "reference"):
+        sys.exit("eval_throughput.py: --train-steps takes a count of steps >= 0 and --train-batch-windows one >= 1, "
+                 "for --model bench or fused")
     if args.cuda_graphs and device.type != "cuda":
         sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
     if args.model == "fused" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
