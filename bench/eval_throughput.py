@@ -290,9 +290,10 @@ def main() -> int:
         queries = args.seq_len if args.attention == "all" else args.stride  # what the tiles were chosen for
         attention_tiles = replace(attention_tiles_from(args.attention_tiles, queries) if args.attention_tiles
                                   else fused_model.ATTENTION_TILES, full_windows=args.attention == "all")
-    if args.train_steps < 0 or args.train_batch_windows < 1 or (args.train_steps and args.model == "reference"):
-        sys.exit("eval_throughput.py: --train-steps takes a count of steps >= 0 and --train-batch-windows one >= 1, "
-                 "for --model bench or fused")
+    if (args.train_steps < 0 or args.train_batch_windows < 1 or not args.train_lr > 0
+            or (args.train_steps and args.model == "reference")):
+        sys.exit("eval_throughput.py: --train-steps takes a count of steps >= 0, --train-batch-windows one >= 1 and "
+                 "--train-lr a rate > 0, for --model bench or fused")
     if args.cuda_graphs and device.type != "cuda":
         sys.exit(f"eval_throughput.py: --cuda-graphs needs a CUDA device; here {device_name(device, world_size)}")
     if args.model == "fused" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":

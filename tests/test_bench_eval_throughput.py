@@ -34,8 +34,7 @@ def test_the_warm_up_meets_every_shape_of_the_timed_runs_and_is_short(num_tokens
                                                                                batch_windows)
     step = batch_windows * stride
     assert min(num_tokens, seq_len + 3 * step + 7) <= prefix < max(num_tokens + 1, seq_len + 4 * step + 7)
-    last = WindowPlan(num_tokens, seq_len, stride)
-    assert WindowPlan(prefix, seq_len, stride).length(0) == last.length(0)
+    assert WindowPlan(prefix, seq_len, stride).length(0) == WindowPlan(num_tokens, seq_len, stride).length(0)
 
 
 def test_a_fixed_prefix_would_have_missed_the_tail():
