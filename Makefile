@@ -1,6 +1,6 @@
 # Two entry points, each setting up everything it needs on a fresh machine (see README):
 #   make example   set up, build the bundled example data, check the bundled example submission
-#   make test      set up, run the whole CPU test suite
+#   make test      set up, check the import contracts, run the whole CPU test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,7 +24,8 @@ example: setup
 	$(BIN)/harness check $(EXAMPLE)
 
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .import_linter_cache

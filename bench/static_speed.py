@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.compliance import scan_path  # noqa: E402
-from harness.runner import describe_hardware  # noqa: E402
+from harness.reproduce.runner import describe_hardware  # noqa: E402
 
 
 def submission_folders(root: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """The trusted sliding-window evaluator: scores a token stream with any "ids -> logits" function.
 
-It knows only a logits function and the tokenizer's byte table (harness/bytes.py); everything
-model-specific lives in harness/adapters.py. The semantics are the challenge's (the contract in the
+It knows only a logits function and the tokenizer's byte table (harness/data/bytes.py); everything
+model-specific lives in harness/reproduce/worker/adapters.py. The semantics are the challenge's (the contract in the
 helpers' brief, shared with reference_train/train_gpt.py):
 
 - stream x[0..N-1]; the targets x[1..N-1] are each scored exactly once;
@@ -31,7 +31,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ from harness import rules
 
 LogitsFn = Callable[[Tensor, Optional[int]], Tensor]
 
-DEFAULT_BATCH_TOKENS = 256 * rules.DEFAULT_SEQ_LEN  # 256 windows of 1024: fills an H100 (PERF_NOTES)
+DEFAULT_BATCH_TOKENS = 256 * rules.DEFAULT_SEQ_LEN  # 256 windows of 1024: fills an H100 (measured: bench/README.md)
 
 
 @dataclass
@@ -121,7 +121,7 @@ def byte_luts(byte_table, device: torch.device | str) -> tuple[Tensor, Tensor, T
 
 
 def target_bytes(targets: Tensor, previous: Tensor, luts: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """Bytes of each target given the token before it (harness/bytes.py's rule), int64."""
+    """Bytes of each target given the token before it (harness/data/bytes.py's rule), int64."""
     base, space, boundary = luts
     return base[targets] + (space[targets] & ~boundary[previous]).to(torch.int64)
 
@@ -189,23 +189,19 @@ def leave_process_group(wait_for_peers: bool = True) -> None:
     torch.distributed.destroy_process_group()
 
 
-def sdpa_context(device: torch.device, backends: Sequence[Any] | None):
-    """Prefer cuDNN attention on CUDA (fastest measured on H100, PERF_NOTES), falling back in order.
-
-    An explicit list (possibly empty) overrides; on CPU nothing is forced."""
+def _sdpa_context(device: torch.device):
+    """Prefer cuDNN attention on CUDA (fastest measured on an H100: 359 vs 226 TFLOP/s for flash), falling back in order;
+    on CPU nothing is forced."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    if backends is None:
-        if device.type != "cuda":
-            return contextlib.nullcontext()
-        backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
-                    SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-    if not backends:
+    if device.type != "cuda":
         return contextlib.nullcontext()
+    backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+                SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
     try:
-        return sdpa_kernel(list(backends), set_priority=True)
+        return sdpa_kernel(backends, set_priority=True)
     except TypeError:  # torch without priorities: the list is only an allow-list there
-        return sdpa_kernel(list(backends))
+        return sdpa_kernel(backends)
 
 
 PLAIN_PROGRESS_EVERY_S = 30.0  # without a terminal (logs, the sandboxed worker): a line this often
@@ -294,8 +290,6 @@ def evaluate(
     device: torch.device | str = "cpu",
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     compile: bool | str = False,
-    cuda_graphs: bool = False,
-    sdpa_backends: Sequence[Any] | None = None,
     progress: bool = False,
 ) -> EvalResult:
     """Score `tokens` with `logits_fn` by the sliding window; the fast, batched path.
@@ -303,9 +297,7 @@ def evaluate(
     Full windows that score their last `stride` positions (all but the first and the final shorter
     one) run in batches of `batch_tokens // seq_len` windows, gathered by index arithmetic from a
     copy of the stream on the device; with `compile` (True, or a torch.compile mode such as
-    "max-autotune-no-cudagraphs"), those batches (padded to one shape) go through torch.compile;
-    with `cuda_graphs` (CUDA only) they are captured once and replayed (harness/cuda_graphs.py: the
-    function must be graph-safe; the first and last windows still run as plain calls).
+    "max-autotune-no-cudagraphs"), those batches (padded to one shape) go through torch.compile.
     Under torch.distributed (torchrun), each rank scores an even contiguous share of the windows and
     the sums are all-reduced, so every rank returns the same result.
     """
@@ -324,20 +316,12 @@ def evaluate(
         raise ValueError(f"the stream holds id {vocab_needed - 1} but the byte table has {luts[0].numel()} entries")
 
     batch_windows = max(1, batch_tokens // seq_len)
-    if cuda_graphs and device.type != "cuda":
-        raise ValueError(f"cuda_graphs needs a CUDA device, not {device}")
-    if cuda_graphs and compile in ("reduce-overhead", "max-autotune"):
-        raise ValueError(f"torch.compile mode {compile!r} captures CUDA graphs itself: pass cuda_graphs=False")
     if compile:
         mode = compile if isinstance(compile, str) else None
         batched_fn = torch.compile(logits_fn, dynamic=False, mode=mode)
     else:
         batched_fn = logits_fn
-    if cuda_graphs:
-        from harness.cuda_graphs import GraphedLogits
-
-        batched_fn = GraphedLogits(batched_fn, device)
-    padded = bool(compile) or cuda_graphs  # one batch shape: one compile, one capture
+    padded = bool(compile)  # one batch shape: one compile
     lo, hi = plan.rank_range(rank, world_size)
     regular_lo, regular_hi = plan.regular_range()
     regular_lo, regular_hi = max(lo, regular_lo), min(hi, regular_hi)
@@ -362,7 +346,7 @@ def evaluate(
     def score_single(k: int) -> None:
         score_windows(logits_fn, k, 1, 1, plan.length(k), plan.scored(k))
 
-    with torch.inference_mode(), sdpa_context(device, sdpa_backends), \
+    with torch.inference_mode(), _sdpa_context(device), \
             _progress(hi - lo, progress and rank == 0, "evaluating") as advance:
         for k in range(lo, regular_lo):
             score_single(k)

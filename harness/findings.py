@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from harness import __version__
+from harness.checks import CHECKS
 from harness.rules import RULES_VERSION
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
@@ -34,7 +35,7 @@ class Evidence:
 
 @dataclass
 class Finding:
-    check: str  # stable id users can search for, e.g. "files.required", "claims.val_bpb"
+    check: str  # stable id users can search for, e.g. "files.required": a row of harness.checks.CHECKS
     status: str  # one of STATUSES
     message: str  # one sentence
     evidence: list[Evidence] = field(default_factory=list)
@@ -42,6 +43,8 @@ class Finding:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"finding {self.check}: unknown status {self.status!r}")
+        if self.check not in CHECKS:
+            raise ValueError(f"finding {self.check!r}: not a check id; add its row to harness/checks.py")
 
 
 def finding(check: str, status: str, message: str, *, file: str | None = None, line: int | None = None,

@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
-from harness.findings import FAIL, PASS, SKIP, Evidence, Finding, finding
 from harness.rules import RECORD_MARGIN_NATS, SIGNIFICANCE_P
 
 MAX_SEEDS_SEARCHED = 1000
@@ -160,32 +158,6 @@ def compare(new: Sample, ref: Sample, margin: float = RECORD_MARGIN_NATS,
     if len(ref_values) == 1:
         return one_sample_one_sided(new_values, ref_values[0], margin, alpha, metric), why
     return welch_one_sided(new_values, ref_values, margin, alpha, metric), why
-
-
-def significance_findings(new: Sample, ref: Sample) -> tuple[list[Finding], dict[str, Any]]:
-    """The `stats.significance` finding and the measurements for `harness check --against`."""
-    result, why = compare(new, ref)
-    if result is None:
-        return [finding("stats.significance", SKIP, f"no significance test: {why}.",
-                        new_source=new.source, reference_source=ref.source)], {"significance": None, "reason": why}
-    level = f"{100 * result.ci_level:g} %"
-    seeds = (f"{result.seeds_needed} new runs would give p < {result.alpha:g} at this spread"
-             if result.seeds_needed else "no number of new runs reaches p < "
-             f"{result.alpha:g} at this mean and spread")
-    message = (f"improvement {result.improvement:.5f} ({result.metric}) over {ref.name}, margin {result.margin:g}: "
-               f"{result.test} t = {result.t:.3f}, df = {result.df:.1f}, one-sided p = {result.p_value:.3g}; "
-               f"{level} CI of the improvement [{result.ci_low:.5f}, {result.ci_high:.5f}]; {seeds}")
-    evidence = [Evidence(values={"side": "new", "name": new.name, "source": new.source, "n": result.n_new,
-                                 "mean": result.mean_new, "sd": result.sd_new}),
-                Evidence(values={"side": "reference", "name": ref.name, "source": ref.source, "n": result.n_ref,
-                                 "mean": result.mean_ref, "sd": result.sd_ref})]
-    if result.significant:
-        status, verdict = PASS, f"beats the reference by more than {result.margin:g} at p < {result.alpha:g} (R5.1)"
-    else:
-        status, verdict = FAIL, f"not shown to beat the reference by {result.margin:g} at p < {result.alpha:g} (R5.1)"
-    numbers = asdict(result) | {"significant": result.significant, "metric_choice": why}
-    return [Finding("stats.significance", status, f"{verdict}: {message}. Metric: {why}.", evidence)], \
-        {"significance": numbers}
 
 
 def _result(metric: str, test: str, n_new: int, n_ref: int, mean_new: float, mean_ref: float, sd_new: float,

@@ -6,37 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from triton_modes import interpreting
-
-
-def _import_triton_interpreted_without_a_gpu() -> None:
-    """On a CPU-only machine Triton's own library (tl.sum and the rest, @jit functions themselves) must be
-    created under its interpreter, or tests/test_fused_model.py's interpreted kernels fail to call it. It
-    is created once, when Triton is first imported, and tests/test_ws_gemm.py imports Triton without the
-    interpreter (its Gluon kernels cannot be defined under it): when it ran first, every interpreted test
-    after it failed. So Triton's library, Gluon's too (which accepts interpreted functions only while the
-    interpreter is on), is imported here, interpreted, before any test module, whichever order they run
-    in; TRITON_INTERPRET is as it was afterwards, for the kernels the test modules define."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return
-    except ImportError:
-        return
-    with interpreting():
-        try:
-            import triton.language  # noqa: F401
-        except ImportError:
-            return
-        try:
-            import triton.experimental.gluon  # noqa: F401
-        except ImportError:  # a Triton without Gluon
-            pass
-
-
-_import_triton_interpreted_without_a_gpu()
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 FIXTURE_RECORDS = SHARED / "fixtures" / "records"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.data_build import train_tokenizer
+from harness.data.build import train_tokenizer
 
 TINY_VOCAB = 320
 

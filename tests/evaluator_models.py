@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.bytes import ByteTable
+from harness.data.bytes import ByteTable
 
 VOCAB = 41
 BOUNDARY_IDS = (0, 1, 2)  # like pad/bos/eos: zero bytes, and no leading space after them

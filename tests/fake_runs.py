@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.runner import RunPlan
+from harness.reproduce.runner import RunPlan
 
 FAKE_SCRIPT = Path(__file__).with_name("fake_train_gpt.py")
 FAKE_CODE_BYTES = len(FAKE_SCRIPT.read_bytes())

@@ -16,15 +16,16 @@ import torch
 import zstandard
 
 from harness import rules
-from harness.adapters import (
-    AdapterSkip, EvalRequest, build_model, decompress_artifact, detect_compression, evaluate_submission,
-    logits_from_forward,
-)
-from harness.bytes import build_byte_table, stream_bytes
-from harness.data import write_shard
-from harness.eval_worker import import_script
+from harness.data.bytes import build_byte_table, stream_bytes
+from harness.data.shards import write_shard
 from harness.evaluator import evaluate_naive
 from harness.findings import PASS, SKIP
+from harness.judge.rescore import rescore_findings
+from harness.reproduce.evaluation import EvalRequest, evaluate_submission
+from harness.reproduce.worker.__main__ import import_script
+from harness.reproduce.worker.adapters import (
+    AdapterSkip, build_model, decompress_artifact, detect_compression, logits_from_forward,
+)
 
 CASES = Path(__file__).resolve().parent / "adapter_cases"
 SEQ_LEN, STRIDE = 32, 8
@@ -210,7 +211,7 @@ def test_logits_capture_needs_a_cross_entropy_call():
 
 def expected_result(dataset: Path, tokenizer: Path):
     """The sliding-window score of the baseline case, computed here with the naive reference."""
-    from harness.data import load_tokens
+    from harness.data.shards import load_tokens
 
     module = load_case("baseline_family")
     model = dequantised_reference(module)
@@ -244,13 +245,13 @@ def test_sandboxed_worker_scores_the_baseline_family(nproc, baseline_artifact, d
     assert (outcome.adapter, result.world_size, result.seq_len) == ("auto", nproc, SEQ_LEN)
     assert (result.tokens, result.bytes) == (expected.tokens, expected.bytes) == counted
     assert abs(result.val_bpb - expected.val_bpb) <= 1e-6 * expected.val_bpb
-    assert [f.status for f in outcome.findings("train_gpt.py")] == [PASS, PASS]
+    assert [f.status for f in rescore_findings(outcome, "train_gpt.py")] == [PASS, PASS]
 
 
 def test_sandboxed_worker_reports_a_skip(tmp_path, baseline_artifact, dataset, tokenizer):
     folder = write_script(tmp_path / "plain", "print('no model here')\n")
     outcome = evaluate_submission(request_for(folder, baseline_artifact, dataset, tokenizer), timeout_s=120)
     assert outcome.status == "skip" and outcome.result is None
-    (rescore,) = outcome.findings("train_gpt.py")
+    (rescore,) = rescore_findings(outcome, "train_gpt.py")
     assert rescore.status == SKIP and "no independent re-evaluation" in rescore.message
     assert "load_eval_model" in rescore.message

@@ -7,7 +7,7 @@ import pytest
 import sentencepiece as spm
 from data_helpers import tiny_documents, tiny_tokenizer
 
-from harness.bytes import build_byte_table, stream_bytes, token_byte_counts
+from harness.data.bytes import build_byte_table, stream_bytes, token_byte_counts
 from harness.errors import UserError
 
 UNK_SURFACE_BYTES = len(" \u2047 ".encode("utf-8"))  # decode() prints <unk> as " ⁇ "

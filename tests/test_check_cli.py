@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import rules, submission as submission_module
+from harness import rules
+from harness.submission import folder as submission_module
 from harness.cli import main
 from harness.schemas import validation_errors
 from submission_folders import GOOD_CODE, GOOD_METADATA, write_submission
@@ -21,7 +22,7 @@ FIXTURE_RECORDS = REPO_ROOT.parent / "shared" / "fixtures" / "records"
 FIXTURE_FOLDERS = sorted(p for p in FIXTURE_RECORDS.glob("*/*") if p.is_dir())
 
 
-# Check ids of the folder stage (harness/folder_checks.py); later stages have their own tests.
+# Check ids of the folder stage (harness/check/folder.py); later stages have their own tests.
 FOLDER_STAGE = ("files.", "metadata.", "code.", "track")
 
 

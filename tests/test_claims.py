@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness import rules
-from harness.claims import check_claims, claim_measurements
-from harness.logs import SEPARATOR, parse_submission_logs
-from harness.scores import claim_tolerance, claimed_values
-from harness.submission import load_submission
+from harness.check.claims import check_claims, claim_measurements
+from harness.submission.logs import SEPARATOR, parse_submission_logs
+from harness.submission.scores import claim_tolerance, claimed_values
+from harness.submission.folder import load_submission
 
 CODE = 'import os\n\n\ndef main():\n    print("train")\n\n\nif __name__ == "__main__":\n    main()\n'
 SEEDS = {1337: (1.1001, 1.8501), 42: (1.1003, 1.8503), 2025: (1.1005, 1.8505)}

@@ -10,7 +10,7 @@ import pytest
 from data_helpers import TINY_VOCAB, tiny_documents, write_text_files
 
 from harness.cli import main
-from harness.data import HEADER_BYTES, read_manifest
+from harness.data.shards import HEADER_BYTES, read_manifest
 
 
 def _stderr_lines(capsys) -> list[str]:
@@ -74,7 +74,7 @@ def test_download_offline_is_one_line_with_exit_2(tmp_path, capsys, monkeypatch)
 
 
 def test_example_command_reuses_a_complete_build(tmp_path, capsys, monkeypatch):
-    from harness import example_corpus
+    from harness.data import example as example_corpus
 
     documents = [(f"doc{i}", text) for i, text in enumerate(tiny_documents(12))]
     monkeypatch.setattr(example_corpus, "example_documents", lambda: documents)

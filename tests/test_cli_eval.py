@@ -16,7 +16,7 @@ import pytest
 
 from harness import rules
 from harness.cli import main
-from harness.data import write_shard
+from harness.data.shards import write_shard
 from test_reference_train import markov_tokens  # BOS-led documents from a learnable chain
 
 REPO = Path(__file__).resolve().parents[1]

@@ -67,7 +67,7 @@ def test_a_non_record_reading_training_data_at_evaluation_is_flagged(records: Pa
 
 
 def test_a_1500_line_record_is_scanned_whole(records: Path) -> None:
-    # Its speed is measured by bench/scan_speed.py, not asserted here.
+    # Its speed is measured by bench/static_speed.py, not asserted here.
     folder = TRACK / "2026-03-20_11L_XSA4_EMA_Int6_MLP3x_WD04_1.1271"  # train_gpt.py: 1,555 lines
     report = scan_path(folder)
     assert report.files[0]["lines"] == 1555

@@ -21,6 +21,8 @@ def test_rules_load_in_order_each_with_a_registered_detector() -> None:
     assert all(r.detector in DETECTORS for r in ruleset.rules)
     assert ruleset.get("target_in_key").source() == "R4.4, R4.3.1 (#779, ruled 2026-03-27)"
     assert {r.severity for r in ruleset.rules} == {"flag", "review"}
+    assert ruleset.of_family("ttt") == {"ttt_order", "slot"}
+    assert ruleset.of_family("ttt", "val_training") == {"ttt_order", "slot", "val_in_training"}
 
 
 def test_every_cited_section_and_pull_request_is_in_rules_md() -> None:
@@ -46,6 +48,8 @@ def test_every_cited_section_and_pull_request_is_in_rules_md() -> None:
     ({"id": "x"}, "lacks"),
     ({"id": "x", "title": "t", "forbids": "f", "allows": "a", "sections": [], "refs": [], "severity": "fatal",
       "detector": "d"}, "severity"),
+    ({"id": "x", "title": "t", "forbids": "f", "allows": "a", "sections": [], "refs": [], "severity": "flag",
+      "detector": "d", "family": "tta"}, "family"),
 ])
 def test_malformed_tables_are_refused(row: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

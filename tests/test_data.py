@@ -10,11 +10,13 @@ import pytest
 import sentencepiece as spm
 from data_helpers import TINY_VOCAB, tiny_documents, tiny_tokenizer, write_text_files
 
-from harness import example_corpus, rules
-from harness.data import (HEADER_BYTES, ShardWriter, example_dataset, load_tokens, manifest_tokenizer_path,
+from harness import rules
+from harness.data import example as example_corpus
+from harness.data.location import example_dataset
+from harness.data.shards import (HEADER_BYTES, ShardWriter, load_tokens, manifest_tokenizer_path,
                           read_manifest, read_shard, shard_glob, shard_name, shard_paths, write_shard)
-from harness.data_build import TOKENIZER_SETTINGS, build_dataset
-from harness.data_verify import verify_dataset
+from harness.data.build import TOKENIZER_SETTINGS, build_dataset
+from harness.data.verify import verify_dataset
 from harness.errors import UserError
 from harness.findings import FAIL, PASS
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from data_helpers import tiny_tokenizer
 
-from harness import download as dl
-from harness.data import HEADER_BYTES, file_sha256, read_manifest, write_shard
-from harness.data_verify import verify_dataset
+from harness.data import download as dl
+from harness.data.shards import HEADER_BYTES, file_sha256, read_manifest, write_shard
+from harness.data.verify import verify_dataset
 from harness.errors import UserError
 from harness.findings import PASS
 

@@ -170,36 +170,3 @@ def test_fast_path_equals_naive_on_cuda():
     naive = evaluate_naive(logits_fn(model), stream, table, seq_len=SEQ_LEN, stride=STRIDE, device="cuda")
     assert (fast.tokens, fast.bytes) == (naive.tokens, naive.bytes)
     assert relative(fast.loss_sum_nats, naive.loss_sum_nats) < 1e-9
-
-
-def test_cuda_graphs_are_refused_off_cuda():
-    from harness.cuda_graphs import GraphedLogits
-
-    stream, table = random_stream(50), byte_table()
-    with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
-        evaluate(logits_fn(TinyTransformer()), stream, table, seq_len=8, stride=4, cuda_graphs=True)
-    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
-        GraphedLogits(logits_fn(TinyTransformer()), "cpu")
-
-
-@pytest.mark.gpu
-def test_cuda_graphs_give_the_same_sums_as_plain_calls():
-    """Replaying the batches from one captured graph (padded to one shape) runs the same kernels on
-    the same inputs: the same float64 sums (to 1e-12: the last batch is padded to the others' shape,
-    which may pick other GEMM kernels), one capture for the whole stream, and fresh inputs each replay."""
-    from harness.cuda_graphs import GraphedLogits
-
-    model = TinyTransformer().cuda()
-    # 40 regular windows in batches of 8: the last batch has 5 (padded), plus the first and last windows
-    stream, table = random_stream(1 + SEQ_LEN + 40 * STRIDE + 2), byte_table()
-    common = dict(seq_len=SEQ_LEN, stride=STRIDE, device="cuda", batch_tokens=8 * SEQ_LEN)
-    plain = evaluate(logits_fn(model), stream, table, **common)
-    graphed = evaluate(logits_fn(model), stream, table, cuda_graphs=True, **common)
-    assert (graphed.tokens, graphed.bytes) == (plain.tokens, plain.bytes)
-    assert relative(graphed.loss_sum_nats, plain.loss_sum_nats) < 1e-12
-    wrapper = GraphedLogits(logits_fn(model), "cuda")
-    ids = torch.randint(0, VOCAB, (4, SEQ_LEN), device="cuda")
-    first = wrapper(ids, STRIDE).clone()
-    second = wrapper(torch.randint(0, VOCAB, (4, SEQ_LEN), device="cuda"), STRIDE)
-    assert wrapper.captures == 1 and not torch.equal(first, second)  # replays read the new inputs
-    assert torch.equal(wrapper(ids, STRIDE), first)

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
+import pytest
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from harness import rules
-from harness.claims import check_claims, claim_measurements
+from harness.check.claims import check_claims, claim_measurements
 from harness.findings import STATUSES, Verdict
-from harness.logs import SEPARATOR, RunLog, parse_log
+from harness.submission.logs import SEPARATOR, RunLog, parse_log
 from harness.report import verdict_json
-from harness.scores import sample_of
-from harness.stats import significance_findings
-from harness.submission import CODE, Submission, SubmissionFile
+from harness.submission.scores import sample_of
+from harness.judge.significance import significance_findings
+from harness.submission.folder import CODE, Submission, SubmissionFile
 
 TEMPLATES = [
     "step:{i}/{i} train_loss:{f} train_time:{f}ms step_avg:{f}ms",
@@ -112,20 +112,24 @@ SEED_RESULTS = st.dictionaries(st.one_of(st.integers(0, 3000).map(str), st.text(
                                                max_size=3) | JSON, max_size=4)
 METADATA = st.one_of(st.none(), st.dictionaries(st.sampled_from(KEYS), JSON | SEED_RESULTS, max_size=8))
 
-FOLDER = Path(tempfile.mkdtemp(prefix="fuzz-claims-")) / "records" / rules.RECORD_TRACK / "fuzz"
-FOLDER.mkdir(parents=True)
-(FOLDER / rules.COUNTED_CODE_FILE).write_text("import os\n\ndef main():\n    pass\n")
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """A record-track folder with a script (module-scoped: Hypothesis reruns the test body many times)."""
+    path = tmp_path_factory.mktemp("fuzz-claims") / "records" / rules.RECORD_TRACK / "fuzz"
+    path.mkdir(parents=True)
+    (path / rules.COUNTED_CODE_FILE).write_text("import os\n\ndef main():\n    pass\n")
+    return path
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(METADATA, st.dictionaries(st.sampled_from(["train.log", "train_seed42.log", "logs/train_seed7.txt", "a.txt"]),
                                  log_lines(), max_size=4))
-def test_check_claims_never_raises(metadata, texts) -> None:
-    submission = Submission(path=FOLDER, metadata=metadata, metadata_file="submission.json",
+def test_check_claims_never_raises(folder, metadata, texts) -> None:
+    submission = Submission(path=folder, metadata=metadata, metadata_file="submission.json",
                             files=[SubmissionFile(rules.COUNTED_CODE_FILE, CODE,
-                                                  (FOLDER / rules.COUNTED_CODE_FILE).stat().st_size)])
+                                                  (folder / rules.COUNTED_CODE_FILE).stat().st_size)])
     run_logs = {name: parse_log(text, name=name) for name, text in texts.items()}
-    verdict = Verdict(submission=str(FOLDER), stage="check")
+    verdict = Verdict(submission=str(folder), stage="check")
     verdict.extend(check_claims(submission, run_logs))
     verdict.measurements.update(claim_measurements(submission, run_logs))
     assert all(f.status in STATUSES and f.message for f in verdict.findings)

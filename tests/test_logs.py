@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.logs import SEPARATOR, parse_log
+from harness.submission.logs import SEPARATOR, parse_log
 
 T10 = "track_10min_16mb/"
 NR = "track_non_record_16mb/"

@@ -1,4 +1,4 @@
-"""Record folders written by harness/record.py from run-seeds results (with the fake train script)."""
+"""Record folders written by harness/reproduce/record.py from run-seeds results (with the fake train script)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from fake_runs import FAKE_CODE_BYTES, FAKE_SCRIPT, make_plan
 
 from harness.errors import UserError
-from harness.record import RecordInfo, write_record
-from harness.runner import run_seeds
+from harness.reproduce.record import RecordInfo, write_record
+from harness.reproduce.runner import run_seeds
 from harness.schemas import validation_errors
 
 COMMAND = "harness run-seeds --seeds 1,2 --env ITERATIONS=20 --record fake_record"

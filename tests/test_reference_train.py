@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from harness import rules
-from harness.bytes import build_byte_table, token_byte_counts
-from harness.data import write_shard
+from harness.data.bytes import build_byte_table, token_byte_counts
+from harness.data.shards import write_shard
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINER = REPO / "reference_train" / "train_gpt.py"
@@ -64,7 +64,7 @@ def markov_tokens(count: int, vocab: int, seed: int) -> np.ndarray:
 def tokenizer() -> Path:
     if REAL_TOKENIZER.is_file():
         return REAL_TOKENIZER
-    from harness.data import example_dataset  # builds the offline example tokenizer when missing
+    from harness.data.location import example_dataset  # builds the offline example tokenizer when missing
 
     return example_dataset().tokenizer_path
 
@@ -114,7 +114,7 @@ def metric(log: str, label: str) -> tuple[float, float]:
 
 
 def val_windows(dataset: Path) -> np.ndarray:
-    from harness.data import read_shard
+    from harness.data.shards import read_shard
 
     return np.asarray(read_shard(dataset / "fineweb_val_000000.bin"), dtype=np.int64)
 
@@ -147,7 +147,7 @@ def test_log_embeds_source_and_uses_the_challenge_formats(default_run):
 
 
 def test_harness_log_parser_reads_the_score(default_run):
-    logs = pytest.importorskip("harness.logs")
+    logs = pytest.importorskip("harness.submission.logs")
     run = logs.parse_log(default_run["log"])
     loss, bpb = metric(default_run["log"], "final_int8_zlib_roundtrip_exact")
     assert run.score().val_bpb == pytest.approx(bpb, abs=1e-9)

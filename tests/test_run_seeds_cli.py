@@ -136,7 +136,8 @@ TINY_RUN = ["NUM_LAYERS=1", "MODEL_DIM=32", "NUM_HEADS=2", "NUM_KV_HEADS=1", "TR
 @pytest.fixture(scope="module")
 def tiny_example(tmp_path_factory) -> Path:
     """The first 20,000 training and 1,025 validation tokens of the bundled example, with its tokenizer."""
-    from harness.data import (example_dataset, load_tokens, make_manifest, shard_name, shard_record, tokenizer_record,
+    from harness.data.location import example_dataset
+    from harness.data.shards import (load_tokens, make_manifest, shard_name, shard_record, tokenizer_record,
                               write_manifest, write_shard)
 
     example = example_dataset(tmp_path_factory.mktemp("example"))
@@ -158,7 +159,7 @@ def tiny_example(tmp_path_factory) -> Path:
 def test_reference_trainer_end_to_end_resumes_after_an_interrupted_seed(tiny_example, tmp_path, monkeypatch, capsys):
     if not REFERENCE.is_file():
         pytest.skip("reference_train/train_gpt.py is not there yet")
-    from harness.cli.cmd_check import check
+    from harness.pipeline import check
     from harness.findings import FAIL
 
     monkeypatch.chdir(tmp_path)

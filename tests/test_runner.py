@@ -1,4 +1,4 @@
-"""The seed runner (harness/runner.py) with a fake train_gpt.py: layout, env, results, failures, resume."""
+"""The seed runner (harness/reproduce/runner.py) with a fake train_gpt.py: layout, env, results, failures, resume."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 import pytest
 from fake_runs import FAKE_CODE_BYTES, FAKE_SCRIPT, make_plan, runs_of
 
-from harness import runner
+from harness.reproduce import runner
 from harness.errors import UserError
-from harness.runner import completed_result, run_seeds
+from harness.reproduce.runner import completed_result, run_seeds
 
 
 def test_success_records_scores_sizes_and_layout(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from harness.sandbox import run_sandboxed, scrubbed_env
+from harness.reproduce.sandbox import run_sandboxed, scrubbed_env
 
 
 def test_child_does_not_inherit_secrets(tmp_path, monkeypatch):
@@ -68,7 +68,7 @@ def test_network_is_unreachable_where_the_os_allows(tmp_path):
         "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
         "socket.create_connection(s.getsockname(), timeout=2); print('loopback ok')\n"
     )
-    from harness.sandbox import network_isolation_prefix
+    from harness.reproduce.sandbox import network_isolation_prefix
 
     mode = "isolated" if network_isolation_prefix() else "open"
     result = run_sandboxed([sys.executable, "-c", code, mode], cwd=tmp_path, timeout_s=30)

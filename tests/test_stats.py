@@ -13,8 +13,8 @@ from scipy import stats as scipy_stats
 
 from harness import rules
 from harness.cli import main
-from harness.stats import (NATS_PER_BYTE, NATS_PER_TOKEN, Sample, compare, one_sample_one_sided,
-                           significance_findings, welch_one_sided)
+from harness.judge.significance import significance_findings
+from harness.stats import NATS_PER_BYTE, NATS_PER_TOKEN, Sample, compare, one_sample_one_sided, welch_one_sided
 
 DELTA = rules.RECORD_MARGIN_NATS
 

@@ -7,9 +7,10 @@ import subprocess
 
 import pytest
 
-from harness import rules, submission as submission_module
+from harness import rules
+from harness.submission import folder as submission_module
 from harness.errors import UserError
-from harness.submission import (CODE, LOG, METADATA, OTHER, README, REQUIREMENTS, SNIFF_BYTES, load_submission,
+from harness.submission.folder import (CODE, LOG, METADATA, OTHER, README, REQUIREMENTS, SNIFF_BYTES, load_submission,
                                 parse_metadata)
 from submission_folders import GOOD_CODE, GOOD_LOG, GOOD_README, write_submission
 

@@ -57,7 +57,7 @@ def _is_submission(folder: Path) -> bool:
 
 def check_one(folder: str) -> dict:
     """The check's outcome for one folder, reduced to what the summary line needs."""
-    from harness.cli.cmd_check import check  # imported in the worker: each process loads harness once
+    from harness.pipeline import check  # imported in the worker: each process loads harness once
 
     started = time.perf_counter()
     try:

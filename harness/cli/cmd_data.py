@@ -10,7 +10,8 @@ from rich.table import Table
 
 from harness import rules
 from harness.cli.output import add_output_arguments, emit_verdict
-from harness.data import DATA_DIR_ENV, MANIFEST_NAME, default_data_dir, example_dataset, read_manifest
+from harness.data.location import DATA_DIR_ENV, default_data_dir, example_dataset
+from harness.data.shards import MANIFEST_NAME, read_manifest
 
 
 def register(subparsers) -> None:
@@ -54,7 +55,7 @@ def _register_build(commands) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from harness.data_build import build_dataset
+    from harness.data.build import build_dataset
 
     if args.vocab_size != rules.BASELINE_VOCAB_SIZE and not args.train_tokenizer:
         Console(stderr=True).print("note: --vocab-size only matters with --train-tokenizer", highlight=False)
@@ -76,13 +77,13 @@ def _register_verify(commands) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from harness.data_verify import verify_dataset
+    from harness.data.verify import verify_dataset
 
     return emit_verdict(verify_dataset(args.dataset_dir, args.tokenizer), args)
 
 
 def _register_download(commands) -> None:
-    from harness.download import DEFAULT_REMOTE_ROOT, DEFAULT_REPO_ID, DEFAULT_TRAIN_SHARDS, REMOTE_ROOT_ENV, REPO_ENV
+    from harness.data.download import DEFAULT_REMOTE_ROOT, DEFAULT_REPO_ID, DEFAULT_TRAIN_SHARDS, REMOTE_ROOT_ENV, REPO_ENV
 
     parser = commands.add_parser(
         "download", help="download the challenge's published shards (needs huggingface_hub)",
@@ -100,7 +101,7 @@ def _register_download(commands) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from harness.download import download
+    from harness.data.download import download
 
     report = download(args.variant, args.train_shards, args.data_dir or default_data_dir(),
                       with_docs=args.with_docs, refresh_manifest=args.refresh_manifest)

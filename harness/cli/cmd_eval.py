@@ -1,6 +1,6 @@
 """`harness eval DIR --artifact PATH`: re-score a submission's artifact with the trusted evaluator.
 
-The submission's model is built in a sandboxed worker (harness/adapters.py: the load_eval_model hook or
+The submission's model is built in a sandboxed worker (harness/reproduce/worker/adapters.py: the load_eval_model hook or
 the baseline-family auto-adapter), the validation split is scored with the stride-64 sliding window by
 harness/evaluator.py, and the harness counts the split's tokens and bytes itself to check the worker's.
 With --claimed, the trusted val_bpb is compared with the submission's claim (submission.json's val_bpb,
@@ -21,10 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import rules
-from harness.cli.cmd_run_seeds import parse_env, resolve_data
+from harness.cli.arguments import parse_env
 from harness.cli.output import add_output_arguments, emit_verdict
+from harness.data.location import resolve_data
 from harness.errors import UserError
 from harness.findings import Verdict
+from harness.judge.rescore import compare_with_claim, rescore_findings
 
 FROM_METADATA = "submission.json"  # --claimed without a value: read the claim from the folder
 
@@ -57,7 +59,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.adapters import EVAL_TIMEOUT_S, EvalRequest, compare_with_claim, evaluate_submission
+    from harness.data.bytes import count_scored
+    from harness.reproduce.evaluation import EVAL_TIMEOUT_S, EvalRequest, choose_device, evaluate_submission
 
     folder, artifact = check_paths(args.folder, args.artifact)
     dataset_dir, tokenizer = resolve_data(args.data, args.tokenizer, splits=("val",))
@@ -70,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens, compile=device == "cuda" and not args.no_compile, env=parse_env(args.env, ()),
     )
     status = Console(stderr=True, highlight=False)
-    expected = count_split(dataset_dir, tokenizer, args.max_tokens)
+    expected = count_scored(dataset_dir, tokenizer, args.max_tokens)
     status.print(f"eval: {folder.name} on {dataset_dir.name} ({expected[0]:,} tokens), {args.nproc} process(es) on {device}")
     outcome = evaluate_submission(request, nproc=args.nproc, timeout_s=args.timeout or EVAL_TIMEOUT_S, expected=expected,
                                   on_line=lambda line: status.print(f"  [dim]{line}[/]", markup=True, highlight=False)
                                   if not args.json else None)
     script = str(folder / rules.COUNTED_CODE_FILE)
-    verdict = Verdict(submission=str(folder), stage="eval", findings=outcome.findings(script))
+    verdict = Verdict(submission=str(folder), stage="eval", findings=rescore_findings(outcome, script))
     if outcome.result is not None:
         verdict.measurements.update(outcome.result.to_dict(), adapter=outcome.adapter, notes=outcome.notes)
         if claimed is not None:
@@ -98,14 +101,6 @@ def check_paths(folder_arg: str, artifact_arg: str) -> tuple[Path, Path]:
     if artifact.stat().st_size > rules.MAX_FILE_BYTES:
         raise UserError(f"is over {rules.MAX_FILE_BYTES:,} bytes; the harness refuses artifacts that large", artifact_arg)
     return folder, artifact
-
-
-def choose_device(asked: str | None) -> str:
-    import torch
-
-    if asked == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: this machine has no CUDA device; use --device cpu")
-    return asked or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def check_numbers(args: argparse.Namespace) -> None:
@@ -144,19 +139,6 @@ def read_claim(folder: Path, claimed: str) -> tuple[float, str]:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise UserError("holds no numeric val_bpb; give --claimed VALUE", path)
     return float(value), f"{FROM_METADATA} val_bpb"
-
-
-def count_split(dataset_dir: Path, tokenizer: Path, max_tokens: int | None) -> tuple[int, int]:
-    """The harness's own count of what the worker must score: targets (tokens - 1) and their bytes."""
-    from harness.bytes import build_byte_table, stream_bytes
-    from harness.data import load_tokens
-
-    tokens = load_tokens(dataset_dir, "val")
-    if max_tokens:
-        tokens = tokens[:max_tokens]
-    if len(tokens) < 2:
-        raise UserError("the validation split holds fewer than 2 tokens", dataset_dir)
-    return len(tokens) - 1, stream_bytes(tokens, build_byte_table(tokenizer))
 
 
 def print_numbers(result, adapter: str | None, claimed: tuple[float, str] | None) -> None:

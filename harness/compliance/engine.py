@@ -19,7 +19,7 @@ from harness.compliance.detectors import DETECTORS, FLAG, LEGAL, NOTE, REVIEW, C
 from harness.compliance.detectors.escapes import env_reads
 from harness.compliance.flow import Analysis
 from harness.compliance.program import Program
-from harness.compliance.ruleset import Rule, RuleSet, load_ruleset
+from harness.compliance.ruleset import TTT, VAL_TRAINING, Rule, RuleSet, load_ruleset
 from harness.compliance.settings import Setting, env_settings
 from harness.compliance.sources import ENTRY, REACHED, RUN_ROLES, SourceSet, Unit, sources_for_path, sources_for_submission
 from harness.errors import UserError
@@ -27,7 +27,6 @@ from harness.findings import FAIL, PASS, SKIP, WARN, Evidence, Finding
 
 CLEAN, CLEAN_WITH_LEGAL_TTT, NEEDS_REVIEW, FLAGGED = "clean", "clean_with_legal_ttt", "needs_review", "flag"
 VERDICTS = (CLEAN, CLEAN_WITH_LEGAL_TTT, NEEDS_REVIEW, FLAGGED)
-TTT_RULES = ("ttt_order", "slot")
 _STATUS = {FLAG: FAIL, REVIEW: WARN, LEGAL: PASS}
 _OUTCOME_RANK = {FLAG: 0, REVIEW: 1, LEGAL: 2, NOTE: 3}
 
@@ -66,7 +65,7 @@ class ScanReport:
         notes = [h for h in hits if h.outcome == NOTE]
         if rule.id in self.skipped and not found:
             return [Finding(check, SKIP, f"not checked: {self.skipped[rule.id]}")]
-        out = [Finding(check, _STATUS[h.outcome], f"{_prefix(h)}{h.reason} [{rule.source()}]", [self._evidence(h)]) for h in found]
+        out = [Finding(check, _STATUS[h.outcome], f"{_prefix(h, rule)}{h.reason} [{rule.source()}]", [self._evidence(h)]) for h in found]
         if not found:
             noted = f"; {len(notes)} note(s) in files the run does not reach" if notes else ""
             out.append(Finding(check, PASS, f"{rule.title}: nothing found{noted}", [self._evidence(h) for h in notes]))
@@ -101,8 +100,8 @@ class ScanReport:
         }
 
 
-def _prefix(hit: Hit) -> str:
-    return "legal: " if hit.outcome == LEGAL and hit.rule in TTT_RULES else ""
+def _prefix(hit: Hit, rule: Rule) -> str:
+    return "legal: " if hit.outcome == LEGAL and rule.family == TTT else ""
 
 
 def _finding_dict(finding: Finding) -> dict[str, Any]:
@@ -178,8 +177,8 @@ def _scan(path: str, sources: SourceSet, ruleset: RuleSet, started: float) -> Sc
         for rule in ruleset.rules:
             skipped.setdefault(rule.id, f"{', '.join(broken)} could not be parsed, so the run was not fully read")
     settings = env_settings(run)
-    hits = _dedupe([_unless_enabled(_scope(h, sources), settings) for h in hits])
-    verdict, reasons = _verdict(hits, sources, skipped)
+    hits = _dedupe([_unless_enabled(_scope(h, sources), settings) for h in hits], ruleset)
+    verdict, reasons = _verdict(hits, sources, skipped, ruleset)
     files = [{"label": u.label, "role": u.role, "lines": len(u.lines), "wrapped_by": u.wrapped_by, "parsed_with": u.parsed_with,
               "error": u.error} for u in sources.units]
     return ScanReport(path=path, verdict=verdict, reasons=reasons, hits=hits, ruleset=ruleset, skipped=skipped, files=files,
@@ -207,16 +206,18 @@ def _unless_enabled(hit: Hit, settings: dict[str, Setting]) -> Hit:
     return hit
 
 
-def _dedupe(hits: list[Hit]) -> list[Hit]:
-    """One hit per rule and code location, the most severe; a flagged update is not also legal."""
+def _dedupe(hits: list[Hit], ruleset: RuleSet) -> list[Hit]:
+    """One hit per rule and code location, the most severe; a flagged update is not also legal (the
+    rules' families in rules.json say which rules judge updates)."""
     best: dict[tuple, Hit] = {}
     for hit in hits:
         key = hit.origin()
         if key not in best or _OUTCOME_RANK[hit.outcome] < _OUTCOME_RANK[best[key].outcome]:
             best[key] = hit
     out = list(best.values())
-    flagged_lines = {(h.unit, h.line) for h in out if h.outcome == FLAG and h.rule in TTT_RULES + ("val_in_training",)}
-    out = [h for h in out if not (h.outcome in (LEGAL, REVIEW) and h.rule in TTT_RULES and (h.unit, h.line) in flagged_lines)]
+    ttt, updates = ruleset.of_family(TTT), ruleset.of_family(TTT, VAL_TRAINING)
+    flagged_lines = {(h.unit, h.line) for h in out if h.outcome == FLAG and h.rule in updates}
+    out = [h for h in out if not (h.outcome in (LEGAL, REVIEW) and h.rule in ttt and (h.unit, h.line) in flagged_lines)]
     return sorted(out, key=lambda h: (_OUTCOME_RANK[h.outcome], h.rule, h.unit, h.line or 0))
 
 
@@ -232,7 +233,7 @@ def _docstring(stmt) -> bool:
     return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
 
 
-def _verdict(hits: list[Hit], sources: SourceSet, skipped: dict[str, str]) -> tuple[str, list[str]]:
+def _verdict(hits: list[Hit], sources: SourceSet, skipped: dict[str, str], ruleset: RuleSet) -> tuple[str, list[str]]:
     flags = [h for h in hits if h.outcome == FLAG]
     if flags:
         return FLAGGED, [f"{h.rule}: {h.reason}" for h in flags]
@@ -246,7 +247,7 @@ def _verdict(hits: list[Hit], sources: SourceSet, skipped: dict[str, str]) -> tu
         reasons += [f"{rule}: not checked ({why})" for rule, why in skipped.items()]
     if reasons:
         return NEEDS_REVIEW, reasons
-    legal = [h for h in hits if h.outcome == LEGAL and h.rule in TTT_RULES]
+    legal = [h for h in hits if h.outcome == LEGAL and h.rule in ruleset.of_family(TTT)]
     if legal:
         return CLEAN_WITH_LEGAL_TTT, [f"{h.rule}: {h.reason}" for h in legal]
     return CLEAN, []

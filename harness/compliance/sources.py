@@ -272,7 +272,7 @@ def collect_sources(root: Path, python_files: dict[str, Path], entries: list[str
 
 def sources_for_submission(submission) -> SourceSet:
     """A loaded harness.submission.Submission: entries are train_gpt.py, else every top-level .py."""
-    from harness.submission import CODE
+    from harness.submission.folder import CODE
 
     code = submission.files_of(CODE)
     python = {f.relpath: submission.file(f.relpath) for f in code if f.relpath.endswith(".py")}
@@ -287,7 +287,7 @@ def sources_for_submission(submission) -> SourceSet:
 
 def sources_for_path(path: Path) -> SourceSet:
     """A submission folder or one Python file (its neighbours count only when it imports or runs them)."""
-    from harness.submission import load_submission  # the folder walk and its refusals live there
+    from harness.submission.folder import load_submission  # the folder walk and its refusals live there
 
     if path.is_dir():
         return sources_for_submission(load_submission(path))

@@ -1,0 +1,32 @@
+"""Argument values several commands share: seeds and KEY=VALUE pairs for a script's environment."""
+
+from __future__ import annotations
+
+import re
+
+from harness.errors import UserError
+from harness.reproduce.runner import RUNNER_OWNED_ENV
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_seeds(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(not part.isdigit() for part in parts):
+        raise UserError(f"--seeds must be comma-separated non-negative integers such as 1337,42,2025, got {text!r}")
+    seeds = [int(part) for part in parts]
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds lists a seed twice: {text!r}")
+    return seeds
+
+
+def parse_env(pairs: list[str], reserved: tuple[str, ...] = RUNNER_OWNED_ENV) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not ENV_NAME.match(key):
+            raise UserError(f"--env takes KEY=VALUE with KEY a variable name, got {pair!r}")
+        if key in reserved:
+            raise UserError(f"--env cannot set {key}: the runner sets it for each seed (use --seeds)")
+        env[key] = value
+    return env
