@@ -1,5 +1,5 @@
 # Two entry points, each setting up everything it needs on a fresh machine (see README):
-#   make example   set up, build the bundled example data, check the bundled example submission
+#   make example   set up, build the bundled example data, verify the bundled example record on the CPU
 #   make test      set up, check the import contracts, run the whole CPU test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,6 +8,11 @@ BIN := $(VENV)/bin
 # the CPU build that our CI machines install from their local disk.
 TORCH_SPEC ?= torch==2.13.0
 EXAMPLE ?= submissions/2026-11-24_reference_tiny
+# The settings the example record was trained with (its README's Configuration table): verify reruns
+# its train_gpt.py with them, as the record's own reproduction command does.
+EXAMPLE_ENV := NUM_LAYERS=2 MODEL_DIM=64 NUM_HEADS=4 NUM_KV_HEADS=2 TRAIN_SEQ_LEN=64 TRAIN_BATCH_TOKENS=1024 \
+	ITERATIONS=50 WARMUP_STEPS=2 VAL_BATCH_SIZE=8192 VAL_LOSS_EVERY=25 TRAIN_LOG_EVERY=10 \
+	MAX_WALLCLOCK_SECONDS=0 WARMDOWN_ITERS=10
 
 .PHONY: setup example test clean
 
@@ -21,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 
 example: setup
 	$(BIN)/harness data example
-	$(BIN)/harness check $(EXAMPLE)
+	$(BIN)/harness verify $(EXAMPLE) $(addprefix --env ,$(EXAMPLE_ENV))
 
 test: setup
 	$(BIN)/lint-imports

@@ -113,6 +113,8 @@ _ROWS = [
     Check("judge.trusted_score", "judge", "the trusted re-evaluation against the script's own number, with known "
           "reasons for differences named", "R4.3"),
     Check("judge.claim", "judge", "the claimed mean against the reproduced seeds' mean, within their spread", "R5.1"),
+    Check("judge.significance", "judge", "reproduced seeds against the reference record under the named policy",
+          "R5.1"),
 ]
 
 

@@ -1,14 +1,110 @@
-"""`harness verify DIR`: rebuild, re-evaluate and judge a submission (not built yet)."""
+"""`harness verify DIR`: reproduce a submission end to end and judge it with evidence.
 
-from harness.cli.not_implemented import not_implemented
+Parses and checks the arguments (bad input is one line and exit 2), hands the work to
+harness.pipeline.verify, shows each stage and each seed's progress on stderr, prints the verdict, and
+says where verdict.json and verdict.md were written. Exit 0 verified (with or without warnings),
+1 not verified or incomplete, 2 usage error or unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from harness import pipeline, rules
+from harness.cli.arguments import parse_env, parse_seeds
+from harness.cli.output import add_output_arguments, emit_verdict
+from harness.cli.seeds_view import ProgressReporter
+from harness.errors import UserError
+from harness.reproduce.runner import DEFAULT_TIMEOUT_S
+
+EXIT = {pipeline.VERIFIED: 0, pipeline.VERIFIED_WITH_WARNINGS: 0, pipeline.NOT_VERIFIED: 1, pipeline.INCOMPLETE: 1}
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "verify", help="reproduce a submission on GPUs and judge it (not implemented yet)",
-        description="Rebuild the artifact, check size and time budgets, re-run the stride-64 evaluation "
-                    "with the trusted evaluator, run the multi-seed t-test and the compliance scan.",
+        "verify", help="reproduce a submission (train each seed, rebuild, re-evaluate) and judge it",
+        description="check -> smoke -> reproduce -> re-evaluate -> judge -> report. Everything is written "
+                    "under --out (default runs/verify/<folder>/): the run dirs, verdict.json and verdict.md. "
+                    "Finished seeds and evaluations are reused unless --force.",
     )
-    parser.add_argument("folder", help="submission folder")
-    parser.set_defaults(handler=not_implemented(
-        "verify", "reproduction on GPUs is the next stage; use `harness check DIR` for the static checks"))
+    parser.add_argument("folder", help="submission folder (submission.json, train_gpt.py, logs, README.md)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the seeds the submission reports, else "
+                        + ",".join(map(str, rules.DEFAULT_VERIFY_SEEDS)) + ")")
+    parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) per run and for re-evaluation")
+    parser.add_argument("--data", metavar="DIR", help="dataset folder (default: the bundled example dataset)")
+    parser.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece model (default: the dataset's)")
+    parser.add_argument("--against", metavar="REF_DIR", help="reference record for the significance test "
+                        "(default: the reference baseline record, for record-track submissions)")
+    parser.add_argument("--policy", default=rules.DEFAULT_SIGNIFICANCE_POLICY, choices=tuple(rules.SIGNIFICANCE_POLICIES),
+                        help="significance policy: readme (0.005 nats at p < 0.01) or frontier (p < 0.25, no margin)")
+    parser.add_argument("--env", metavar="KEY=VALUE", action="append", default=[],
+                        help="environment variable for the script (repeatable), e.g. --env MAX_WALLCLOCK_SECONDS=60")
+    parser.add_argument("--out", metavar="RUN_DIR", help="where runs and verdicts go (default runs/verify/<folder>)")
+    parser.add_argument("--static-only", action="store_true", help="only the static checks (as `harness check`)")
+    parser.add_argument("--skip-train", action="store_true", help="do not train: judge the --artifact given")
+    parser.add_argument("--artifact", metavar="PATH", help="with --skip-train: the artifact to re-evaluate")
+    parser.add_argument("--attention-shim", action="store_true",
+                        help="put an SDPA stand-in for FlashAttention 3 (flash_attn_interface) beside the script")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="re-evaluation device (default: cuda when available)")
+    parser.add_argument("--timeout", metavar="S", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"wall-clock limit per seed in seconds (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--force", action="store_true", help="rerun finished seeds and evaluations")
+    add_output_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def build_plan(args: argparse.Namespace) -> pipeline.VerifyPlan:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UserError("no such submission folder", args.folder)
+    if args.nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc > 1 and not args.static_only:
+        import torch
+
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if available < args.nproc:
+            raise UserError(f"--nproc {args.nproc} needs {args.nproc} CUDA devices; this machine has {available}")
+    if args.skip_train != (args.artifact is not None):
+        raise UserError("--skip-train and --artifact PATH go together: the artifact is what is judged instead of training")
+    artifact = Path(args.artifact) if args.artifact else None
+    if artifact is not None and not artifact.is_file():
+        raise UserError("no such artifact file", args.artifact)
+    if artifact is not None and artifact.stat().st_size > rules.MAX_FILE_BYTES:
+        raise UserError(f"is over {rules.MAX_FILE_BYTES:,} bytes; the harness refuses artifacts that large", args.artifact)
+    if not args.timeout > 0:
+        raise UserError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.against is not None and not Path(args.against).is_dir():
+        raise UserError("no such reference folder", args.against)
+    out_dir = Path(args.out) if args.out else Path("runs") / "verify" / folder.resolve().name
+    if out_dir.resolve().is_relative_to(folder.resolve()):
+        raise UserError("is inside the submission folder, which every run copies; choose another --out", out_dir)
+    return pipeline.VerifyPlan(
+        folder=folder.resolve(), out_dir=out_dir.resolve(), seeds=parse_seeds(args.seeds) if args.seeds else None,
+        nproc=args.nproc, data=args.data, tokenizer=args.tokenizer, against=args.against, env=parse_env(args.env),
+        static_only=args.static_only, artifact=artifact, force=args.force, attention_shim=args.attention_shim,
+        policy=args.policy, timeout_s=args.timeout, device=args.device)
+
+
+class VerifyProgress(ProgressReporter):
+    """Stage lines on stderr, then the seeds' progress as run-seeds shows it."""
+
+    def stage(self, name: str, message: str) -> None:
+        self.console.print(f"[bold]{name}[/]: {message}")
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = build_plan(args)
+    status = Console(stderr=True, highlight=False)
+    with VerifyProgress(status) as reporter:
+        result = pipeline.verify(plan, reporter)
+    code = emit_verdict(result.verdict, args)
+    if not args.json:
+        console = Console(highlight=False)
+        where = ", ".join(str(path) for path in result.files.values())
+        console.print(f"verify: [bold]{result.status}[/]" + (f" ({result.reason})" if result.reason else "")
+                      + (f"; written: {where}" if where else ""))
+    return max(code, EXIT[result.status])
