@@ -38,14 +38,15 @@ SEED_KEYS = ("seed", "status", "wall_s", "train_time_s", "eval_time_s", "steps",
              "trusted_wall_s")
 
 
-def verify_folder(folder: Path, args: list[str], run_dir: Path) -> dict:
+def verify_folder(folder: Path, common: list[str], extra: list[str], run_dir: Path) -> dict:
     out = run_dir / folder.name
-    command = [sys.executable, "-m", "harness", "verify", str(folder), "--out", str(out), "--json", "--force", *args]
+    command = [sys.executable, "-m", "harness", "verify", str(folder), "--out", str(out), "--json", "--force",
+               *common, *extra]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     started = time.perf_counter()
     proc = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False)  # progress stays on stderr
     wall_s = time.perf_counter() - started
-    row = {"folder": folder.name, "args": args, "exit_code": proc.returncode, "wall_s": round(wall_s, 2)}
+    row = {"folder": folder.name, "extra_args": extra, "exit_code": proc.returncode, "wall_s": round(wall_s, 2)}
     verdict_path = out / "verdict.json"
     if not verdict_path.is_file():
         return row | {"verify_status": f"no verdict.json (exit {proc.returncode})"}
@@ -82,7 +83,7 @@ def show(rows: list[dict], device: str) -> None:
             "/".join("-" if timings.get(s) is None else f"{timings[s]:.1f}" for s in STAGES[:-1]),
             " ".join(f"{s['own_val_bpb']:.4f}" if s["own_val_bpb"] is not None else "-" for s in seeds) or "-",
             " ".join(f"{s['trusted_val_bpb']:.4f}" if s["trusted_val_bpb"] is not None else "-" for s in seeds) or "-")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)  # a log keeps the table's columns whole
 
 
 def main() -> int:
@@ -108,7 +109,7 @@ def main() -> int:
     result = {"device": device, "common": shlex.split(args.common), "overhead_target_share": OVERHEAD_TARGET, "folders": []}
     out = REPO / "bench" / "results" / f"verify_{re.sub(r'[^a-z0-9]+', '-', device.lower()).strip('-')}.json"
     for folder in folders:
-        row = verify_folder(folder, result["common"] + extra.get(folder.name, []), Path(args.out).resolve())
+        row = verify_folder(folder, result["common"], extra.get(folder.name, []), Path(args.out).resolve())
         result["folders"].append(row)
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     show(result["folders"], device)

@@ -17,7 +17,7 @@ HARNESS = "harness"  # the rule column of a check the harness makes for itself (
 RULES_JSON = Path(__file__).parent / "compliance" / "rules.json"
 # In the order `harness check`, `harness data verify` and `harness verify` report them.
 STAGES = ("files", "metadata", "code", "compliance", "logs", "claims", "budget", "data", "stats", "smoke", "reproduce",
-          "eval", "judge")
+          "eval", "judge", "probe", "ci")
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,13 @@ _ROWS = [
     Check("files.refused", "files", "every file is a regular, readable file inside the folder, within the size limit",
           HARNESS),
     Check("metadata.parse", "metadata", "submission.json parses as a JSON object", "R6.1"),
-    Check("metadata.schema", "metadata", "submission.json matches schemas/submission.schema.json", "R6.2"),
+    Check("metadata.schema", "metadata", "submission.json matches harness/schemas/submission.schema.json", "R6.2"),
     Check("metadata.unknown_keys", "metadata", "every key of submission.json is one the schema knows", "R6.2"),
     Check("metadata.readme_fields", "metadata", "submission.json states name, github_id and val_bpb", "R6.1"),
-    Check("code.bytes", "code", "train_gpt.py, the counted code, is UTF-8 text under the cap on its own", "R1.2"),
-    Check("code.syntax", "code", "train_gpt.py parses (checked with ast, never run)", "R2.4"),
-    Check("code.other_files", "code", "no code besides train_gpt.py, whose bytes alone are counted", "R1.2"),
+    Check("code.bytes", "code", "the counted code (train_gpt.py, or the script the logs show running, with the "
+          "files it runs) is non-empty UTF-8 text under the cap on its own", "R1.2"),
+    Check("code.syntax", "code", "the counted code and the files it runs parse (checked with ast, never run)", "R2.4"),
+    Check("code.other_files", "code", "no code besides the counted code, whose bytes alone are counted", "R1.2"),
     Check("files.requirements", "files", "requirements.txt names plain packages, no URLs, paths or options", "R1.3"),
     Check("track", "files", "the track folder the submission lies in agrees with the track submission.json states", "R2.3"),
     # harness check: the compliance scan (harness/compliance/)
@@ -63,14 +64,15 @@ _ROWS = [
     Check("logs.parse", "logs", "every train log parses, each with a final metric", HARNESS),
     Check("claims.val_bpb", "claims", "the claimed val_bpb (and each seed's) matches the logs", "R3.1"),
     Check("claims.val_loss", "claims", "the claimed val_loss (and each seed's) matches the logs", "R3.1"),
-    Check("claims.bytes_code", "claims", "the claimed and logged code bytes equal train_gpt.py's size", "R1.2"),
+    Check("claims.bytes_code", "claims", "the claimed and logged code bytes equal the counted code's size", "R1.2"),
     Check("claims.bytes_model", "claims", "the claimed compressed model bytes are logged by a run", "R1.1"),
     Check("claims.bytes_total", "claims", "the claimed total bytes (and each seed's) are logged and add up", "R1.1"),
     Check("claims.size_cap", "claims", "the claimed and logged artifact sizes are under the cap", "R1.1"),
     Check("budget.train_time", "budget", "the logged training time is within the budget", "R2.1"),
     Check("budget.eval_time", "budget", "the logged scored evaluation is within the budget", "R2.2"),
     Check("claims.hardware", "claims", "the logs and submission.json state the reference hardware", "R2.1"),
-    Check("claims.provenance", "claims", "the script a log embeds is the folder's train_gpt.py", "R6.1"),
+    Check("claims.provenance", "claims",
+          "the script each log behind the claim embeds is the code file it resembles, unchanged", "R6.1"),
     Check("data.val_tokens", "data", "the logged validation token count is a split size seen in accepted records",
           "R3.4"),
     Check("claims.seeds", "claims", "distinct seeds, each with a log, as many as records usually show", "R5.1"),
@@ -115,6 +117,24 @@ _ROWS = [
     Check("judge.claim", "judge", "the claimed mean against the reproduced seeds' mean, within their spread", "R5.1"),
     Check("judge.significance", "judge", "reproduced seeds against the reference record under the named policy",
           "R5.1"),
+    # harness probe: the black-box legality probe (harness/probe/, pipeline.probe)
+    Check("probe.setup", "probe", "the probe stream drawn from a known distribution, its entropy, the shortened "
+          "training; or why the probe cannot run", "R4.3"),
+    Check("probe.run", "probe", "the script ran on the probe stream and printed final evaluation lines", "R2.4"),
+    Check("probe.loss", "probe", "each final evaluation on the probe stream respects the entropy bound", "R4.3"),
+    Check("probe.self_check", "probe", "the trusted evaluator's score of the model on the probe stream respects the "
+          "bound", "R4.3.1"),
+    # harness ci: what a pull request changes (harness/check/changes.py), before `check` of its folder
+    Check("ci.layout", "ci", "every changed path lies inside a new folder of records/track_10min_16mb/ or "
+          "records/track_non_record_16mb/", "R6.1"),
+    Check("ci.existing_record", "ci", "no existing record is modified, renamed or deleted", "R6.1"),
+    Check("ci.folders", "ci", "the pull request adds exactly one submission folder", "R6.1"),
+    Check("ci.binary", "ci", "no model weights or data shards, and no binary file over the size limit", HARNESS),
+    Check("ci.file_size", "ci", "every added or changed file is within the size limit", HARNESS),
+    Check("ci.current_record", "ci", "the record the statistics compare against: the track's newest, or the one given",
+          "R5.1"),
+    Check("ci.checked", "ci", "the folder's code was found and scanned: a folder with nothing to check never passes",
+          HARNESS),
 ]
 
 

@@ -42,6 +42,10 @@ from harness import rules
 
 LogitsFn = Callable[[Tensor, Optional[int]], Tensor]
 
+# compile="auto" in the worker compiles only from this many windows on: compilation costs about 25 s on
+# an H200 and eager runs about 3.5x slower per token (bench/README.md), so they break even near 4-5 M
+# tokens at stride 64; the example split (2,178 windows) is faster eager.
+COMPILE_MIN_WINDOWS = 65_536
 DEFAULT_BATCH_TOKENS = 256 * rules.DEFAULT_SEQ_LEN  # 256 windows of 1024: fills an H100 (measured: bench/README.md)
 
 

@@ -7,16 +7,21 @@ and numbers into one Verdict, and hands that to the caller (the CLI renders it, 
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from harness import rules, stats
+from harness.check.changes import (change_measurements, checked_finding, choose_current_record, in_repository,
+                                   judge_changes, record_folders)
 from harness.check.claims import check_claims, claim_measurements
 from harness.check.folder import check_folder
-from harness.compliance import scan_submission
+from harness.check.repository import GitRepo
+from harness.compliance import scan_path, scan_submission, scanned_nothing
 from harness.data.bytes import count_scored
 from harness.data.location import resolve_data
 from harness.findings import FAIL, PASS, SKIP, WARN, Finding, Verdict, finding
@@ -28,7 +33,7 @@ from harness.judge.scores import claim_finding, own_score_findings, trusted_find
 from harness.judge.significance import significance_findings
 from harness.judge.sizes import size_findings
 from harness.judge.smoke import smoke_findings
-from harness.report import to_markdown, write_json
+from harness.report import to_html, to_markdown, write_json
 from harness.reproduce.evaluation import (
     EvalOutcome, EvalRequest, choose_device, evaluate_submission, outcome_from_json, outcome_to_json, smoke_submission,
 )
@@ -40,6 +45,13 @@ from harness.stats import Sample
 from harness.submission.folder import load_submission
 from harness.submission.logs import parse_log, parse_submission_logs
 from harness.submission.scores import claimed_values, sample_of
+from harness.errors import UserError
+from harness.probe.judge import ProbeRun, SelfCheck, judge_probe, skipped_probe
+from harness.probe.shortening import plan_shortening
+from harness.probe.split import DEFAULT_PROBE_TOKENS, build_probe_split
+from harness.probe.streams import UNIGRAM
+from harness.reproduce.runner import TIMEOUT, run_seed
+from harness.reproduce.sandbox import network_isolation_available
 
 ATTENTION_SHIM = Path(__file__).resolve().parent / "reproduce" / "shims" / "flash_attn_interface.py"
 REFERENCE_RECORD = REFERENCE_TRAINER_DIR.parent / "submissions" / "2026-11-24_reference_baseline_1gpu"
@@ -96,9 +108,12 @@ class VerifyPlan:
     artifact: Path | None = None  # --skip-train: evaluate this artifact instead of training
     force: bool = False
     attention_shim: bool = False
+    probe: bool = True  # the legality probe after the reproduction (harness/probe/)
+    probe_tokens: int = DEFAULT_PROBE_TOKENS
     policy: str = rules.DEFAULT_SIGNIFICANCE_POLICY
     timeout_s: float = DEFAULT_TIMEOUT_S
     device: str | None = None
+    allow_network: bool = False  # run the code even where no network namespace can isolate it
 
 
 @dataclass
@@ -116,6 +131,7 @@ class VerifyReporter(Protocol):
     def seed_started(self, seed: int, index: int, total: int) -> None: ...
     def seed_line(self, seed: int, line: str) -> None: ...
     def seed_finished(self, result: SeedResult) -> None: ...
+    def eval_line(self, seed: int, line: str) -> None: ...
 
 
 def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
@@ -132,6 +148,9 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
     timings["check"] = _lap(clock)
     if plan.static_only:
         return _finish(plan, verdict, clock, reason="--static-only: nothing was run")
+    if not plan.allow_network and not network_isolation_available():
+        raise UserError("this machine cannot cut the runs off the network (no user and network namespace: "
+                        "unshare -rn fails); pass --allow-network to run the submission's code anyway")
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     dataset_dir, tokenizer = resolve_data(plan.data, plan.tokenizer)
     code_dir = _stage_code(plan)
@@ -169,13 +188,24 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
             continue
         reporter.stage("re-evaluate", f"seed {run.seed}: trusted stride-{rules.EVAL_STRIDE} evaluation of "
                        f"{Path(run.artifact).name} on {device}")
-        outcome = _reevaluate(plan, result, run, dataset_dir, tokenizer, device, expected)
+        outcome = _reevaluate(plan, result, run, dataset_dir, tokenizer, device, expected,
+                              lambda line, seed=run.seed: reporter.eval_line(seed, line))
         verdict.extend(rescore_findings(outcome, run.log))
         if outcome.result is not None:
             run.trusted_val_bpb, run.trusted_val_loss = outcome.result.val_bpb, outcome.result.val_loss
             run.trusted_tokens, run.seq_len = outcome.result.tokens, outcome.result.seq_len
             run.trusted_wall_s = outcome.result.wall_s
     timings["re_evaluate"] = _lap(clock)
+
+    if plan.probe and plan.artifact is None:
+        reporter.stage("probe", "the script on a validation stream of known entropy (harness/probe/)")
+        probed = probe(plan.folder, plan.data, tokens=plan.probe_tokens, env=plan.env, out_dir=plan.out_dir / "probe",
+                       tokenizer=plan.tokenizer,
+                       device=plan.device, timeout_s=plan.timeout_s, allow_network=plan.allow_network,
+                       stage=reporter.stage, extra_files=(ATTENTION_SHIM,) if plan.attention_shim else ())
+        verdict.extend(probed.findings)
+        verdict.measurements["probe"] = probed.measurements
+        timings["probe"] = _lap(clock)
 
     reporter.stage("judge", "sizes, budgets, scores, significance")
     comparable = comparability(runs, submission)
@@ -277,7 +307,7 @@ def is_adaptive(mode: str) -> bool:
 
 
 def _reevaluate(plan: VerifyPlan, result: SeedResult, run: SeedRun, dataset_dir: Path, tokenizer: Path,
-                device: str, expected: tuple[int, int]) -> EvalOutcome:
+                device: str, expected: tuple[int, int], on_line: Callable[[str], None]) -> EvalOutcome:
     """The trusted evaluation of one seed's artifact, reused from <out>/eval/seed_<SEED>.json when the
     same artifact (size and mtime) was evaluated before and --force was not given."""
     cache = plan.out_dir / "eval" / f"seed_{run.seed}.json"
@@ -294,8 +324,9 @@ def _reevaluate(plan: VerifyPlan, result: SeedResult, run: SeedRun, dataset_dir:
     code_dir = plan.out_dir / "runs" / result.work_dir if plan.artifact is None else Path(result.work_dir)
     request = EvalRequest(submission_dir=str(code_dir.resolve()), artifact=str(artifact.resolve()),
                           dataset_dir=str(dataset_dir.resolve()), tokenizer=str(tokenizer.resolve()), device=device,
-                          compile=device == "cuda", env=dict(result.env) or _script_env(plan, tokenizer))
-    outcome = evaluate_submission(request, nproc=plan.nproc if device == "cuda" else 1, expected=expected)
+                          compile="auto" if device == "cuda" else "never", env=dict(result.env) or _script_env(plan, tokenizer))
+    outcome = evaluate_submission(request, nproc=plan.nproc if device == "cuda" else 1, expected=expected,
+                                  on_line=on_line)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": key, "outcome": outcome_to_json(outcome)}, indent=2), encoding="utf-8")
     return outcome
@@ -317,8 +348,9 @@ def comparability(runs: list[SeedRun], submission) -> str | None:
         return (f"reproduced on a validation split of {', '.join(f'{t:,}' for t in sorted(tokens))} tokens, the "
                 f"folder's logs on {', '.join(f'{t:,}' for t in sorted(claimed_tokens))}")
     steps = [run.steps for run in done if run.steps]
-    if claimed_steps and steps and min(steps) < 0.9 * min(claimed_steps):
-        return f"shortened: {min(steps)} steps reproduced against {min(claimed_steps)} in the folder's logs"
+    if claimed_steps and steps and not 0.9 <= min(steps) / min(claimed_steps) <= 1.1:
+        return (f"{min(steps)} steps reproduced against {min(claimed_steps)} in the folder's logs (a shortened run, "
+                "or a wall-clock cap on faster or slower hardware)")
     return None
 
 
@@ -392,10 +424,100 @@ def _finish(plan: VerifyPlan, verdict: Verdict, clock: dict, reason: str = "") -
 
 
 def write_reports(verdict: Verdict, out_dir: Path) -> dict[str, Path]:
-    """verdict.json (schema-valid) and verdict.md in the run dir."""
+    """verdict.json (schema-valid), verdict.md (a PR comment) and verdict.html (the page with plots, from
+    the verdict and the run logs it names) in the run dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "verdict.json", "markdown": out_dir / "verdict.md"}
+    paths = {"json": out_dir / "verdict.json", "markdown": out_dir / "verdict.md", "html": out_dir / "verdict.html"}
     with paths["json"].open("w", encoding="utf-8") as stream:
         write_json(verdict, stream)
     paths["markdown"].write_text(to_markdown(verdict), encoding="utf-8")
+    paths["html"].write_text(to_html(verdict), encoding="utf-8")
     return paths
+
+
+# ---- ci -------------------------------------------------------------------------------------------
+
+def ci(repo: str, base: str, head: str, current_record: str | None = None) -> Verdict:
+    """The pull-request gate: what the pull request changes since it forked from base (one new folder under
+    records/<track>/ and nothing else: ci.* findings), then the full static `check` of that folder as it is
+    at head, against the main track's current record (or `current_record`) when the folder is on that track.
+    Reads the repository with git; runs no code of the submission."""
+    git = GitRepo(repo)
+    head_commit = git.commit(head)
+    base_commit = git.merge_base(git.commit(base), head_commit)
+    changes = git.changes(base_commit, head_commit)
+    judged = judge_changes(changes, record_folders(git, base_commit))
+    verdict = Verdict(submission=judged.folder or f"{base}...{head}", stage="ci")
+    verdict.extend(judged.findings)
+    verdict.measurements["ci"] = {
+        "base": base, "head": head, "base_commit": base_commit, "head_commit": head_commit,
+        "folders": judged.folders, **change_measurements(changes)}
+    if judged.folder is None:
+        return verdict
+    with tempfile.TemporaryDirectory(prefix="harness-ci-") as scratch:
+        folder = git.export(head_commit, judged.folder, Path(scratch) / "head")
+        against, record_finding = choose_current_record(git, base_commit, judged.folder, current_record,
+                                                        Path(scratch) / "base")
+        checked = check(str(folder), against)
+    verdict.extend([record_finding, checked_finding(judged.folder, scanned_nothing(checked.findings),
+                                                    checked.findings)])
+    verdict.extend(in_repository(checked.findings, judged.folder))
+    verdict.measurements.update(checked.measurements)
+    verdict.measurements["ci"]["current_record"] = next((e.file for e in record_finding.evidence), None)
+    return verdict
+
+
+# ---- probe ----------------------------------------------------------------------------------------
+
+def probe(folder: str | Path, data: str | None = None, stream: str = UNIGRAM, tokens: int = DEFAULT_PROBE_TOKENS,
+          env: dict[str, str] | None = None, out_dir: str | Path | None = None, *, tokenizer: str | None = None,
+          seed: int | None = None, device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+          allow_network: bool = False, stage: Callable[[str, str], None] | None = None,
+          extra_files: tuple[Path, ...] = ()) -> Verdict:
+    """The legality probe (stage "probe"): the folder's script, its training cut short, run on a validation
+    split drawn from a known distribution D (`stream`, `tokens` long, from `seed` or a fresh one), every final
+    evaluation it prints and the trusted evaluator's score of its model tested against D's entropy bound
+    (harness/probe/). Everything is written under `out_dir` (default runs/probe/<folder>). Like verify, it
+    refuses to run the code where no network namespace can isolate it, unless `allow_network`."""
+    folder = Path(folder).resolve()
+    if not (folder / rules.COUNTED_CODE_FILE).is_file():
+        raise UserError(f"holds no {rules.COUNTED_CODE_FILE} to probe", folder)
+    out = Path(out_dir or Path("runs") / "probe" / folder.name).resolve()
+    say = stage or (lambda name, message: None)
+    verdict = Verdict(submission=str(folder), stage="probe")
+    scan = scan_path(str(folder))
+    verdict.measurements["compliance_verdict"] = scan.verdict
+    shortening = plan_shortening(scan.env_vars, [unit.text for unit in scan.sources.run_units()], dict(env or {}))
+    if shortening.reason:
+        findings, numbers = skipped_probe(shortening, str(folder / rules.COUNTED_CODE_FILE))
+    else:
+        if not allow_network and not network_isolation_available():
+            raise UserError("this machine cannot cut the run off the network (no user and network namespace: "
+                            "unshare -rn fails); pass --allow-network to run the submission's code anyway")
+        dataset_dir, tokenizer_path = resolve_data(data, tokenizer, splits=("train",))
+        vocab = read_vocab_size(tokenizer_path)
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        say("stream", f"{tokens:,} tokens of the {stream} stream fitted on {dataset_dir.name} (seed {seed})")
+        split = build_probe_split(dataset_dir.resolve(), out, stream, tokens, seed, vocab, rules.BOS_ID)
+        say("run", f"{rules.COUNTED_CODE_FILE} on the probe stream, {shortening.describe()}")
+        plan = RunPlan(code_dir=folder, dataset_dir=split.dataset_dir, tokenizer_path=tokenizer_path.resolve(),
+                       out_dir=out / "run", env=shortening.env, timeout_s=timeout_s, vocab_size=vocab,
+                       extra_files=extra_files)
+        result = run_seed(plan, rules.DEFAULT_VERIFY_SEEDS[0])
+        log = out / "run" / (result.log or result.console_log)
+        run = ProbeRun(completed=result.returncode == 0 and result.status != TIMEOUT, reason=result.error,
+                       tail=result.tail, log=str(log), metrics=parse_log(log).metrics)
+        check = None
+        if result.artifact is not None:
+            say("self-check", "the trusted evaluator on the probe stream with the run's model")
+            outcome = evaluate_submission(EvalRequest(
+                submission_dir=str(out / "run" / result.work_dir), artifact=str(out / "run" / result.artifact),
+                dataset_dir=str(split.dataset_dir), tokenizer=str(tokenizer_path.resolve()),
+                device=choose_device(device), env=result.env))
+            scored = outcome.result
+            check = SelfCheck(outcome.status, outcome.reason, scored.val_loss if scored else None,
+                              scored.tokens if scored else None, outcome.adapter)
+        findings, numbers = judge_probe(split, shortening, run, check)
+    verdict.extend(findings)
+    verdict.measurements.update(numbers)
+    return verdict

@@ -110,3 +110,31 @@ DEFAULT_SIGNIFICANCE_POLICY = "readme"
 # 8.6e-4 bpb on the example split for two early records, both within it).
 TAIL_ALLOWANCE_WINDOWS = 1.0
 DEFAULT_VERIFY_SEEDS = (1337, 42, 2025)
+
+# Harness policy for `harness ci` (ours, not the challenge's): what one pull request may add to the
+# challenge's repository (R6.1: one new folder under records/<track>/). The largest files the 58
+# record-adding pull requests of its history added (those tools/ci_history.py walks, at 4908dc46f21e)
+# are train logs of 205 KB and binaries (tokenizer models, a PDF, plots) of 371 KB.
+RECORDS_DIR = "records"
+CI_MAX_BINARY_BYTES = 1_000_000  # a binary file over this fails ci.binary
+CI_MAX_FILE_BYTES = 5_000_000  # any file over this fails ci.file_size
+# Model weights and data shards fail ci.binary at any size: the artifact is what train_gpt.py rebuilds
+# (R1.3), and the data is the challenge's export.
+CI_WEIGHT_SUFFIXES = (".pt", ".pth", ".ptz", ".bin", ".safetensors", ".ckpt", ".onnx", ".gguf", ".h5", ".npy")
+
+# Harness policy for the sandbox (ours, not the challenge's): limits on every sandboxed process tree
+# (harness/reproduce/limits.py applies them; each call may set its own). Generous for a real run (8 GPUs,
+# compile workers, checkpoints, compile caches in the work dir), small enough that a hostile script cannot
+# take the machine down. Nothing here bounds GPU memory.
+SANDBOX_MEMORY_FRACTION = 0.75  # of the machine's memory: the tree's cgroup, or each CPU process's address space
+SANDBOX_SHM_FRACTION = 0.25  # of the machine's memory: the run's private /dev/shm (NCCL, DataLoader buffers)
+SANDBOX_MAX_TASKS = 16_384  # processes and threads: torch starts a thread pool per process, inductor compile workers
+SANDBOX_MAX_FILE_BYTES = 16 * 2**30  # one file (RLIMIT_FSIZE): an uncompressed checkpoint of a 16 MB model fits
+SANDBOX_MAX_OPEN_FILES = 65_536  # RLIMIT_NOFILE, never above the hard limit the harness itself was given
+SANDBOX_WORK_DIR_BYTES = 64 * 2**30  # disk a run may fill in its work dir, checked every second
+SANDBOX_WORK_DIR_FILES = 500_000  # entries in the work dir (a compile cache holds thousands)
+SANDBOX_OUTPUT_BYTES = 256 * 2**20  # printed to stdout and stderr (records' train logs are a few MB)
+SANDBOX_OUTPUT_LINES = 2_000_000
+# CPU seconds per process (RLIMIT_CPU) = the wall-clock limit x this x the cores the harness may use: a
+# process busy on every core for the whole run stays under it; a call may set less.
+SANDBOX_CPU_PER_WALL = 1.0

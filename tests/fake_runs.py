@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 from harness.reproduce.runner import RunPlan
 
 FAKE_SCRIPT = Path(__file__).with_name("fake_train_gpt.py")
 FAKE_CODE_BYTES = len(FAKE_SCRIPT.read_bytes())
+# tmp_path -> the socket the fake script reports its runs to, and the seeds received so far.
+_COUNTERS: dict[Path, tuple[socket.socket, list[int]]] = {}
 
 
 def make_fake_submission(root: Path) -> Path:
@@ -43,12 +46,31 @@ def make_plan(tmp_path: Path, **overrides) -> RunPlan:
     if not code.exists():
         make_fake_submission(tmp_path)
     settings = dict(code_dir=code, dataset_dir=dataset, tokenizer_path=tokenizer, out_dir=tmp_path / "out",
-                    env={"ITERATIONS": "20", "FAKE_COUNTER_FILE": str(tmp_path / "counter.txt")},
+                    env={"ITERATIONS": "20", "FAKE_COUNTER_SOCKET": counter_socket(tmp_path)},
                     timeout_s=60, vocab_size=1024)
     settings.update(overrides)
     return RunPlan(**settings)
 
 
+def counter_socket(tmp_path: Path) -> str:
+    """Where the fake script reports each run: a Unix datagram socket the test holds. A run may write only
+    its own work dir, so a shared file cannot count runs; a socket's datagrams wait in the kernel."""
+    path = tmp_path / "counter.sock"
+    if tmp_path not in _COUNTERS:
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(str(path))
+        receiver.setblocking(False)
+        _COUNTERS[tmp_path] = (receiver, [])
+    return str(path)
+
+
 def runs_of(tmp_path: Path) -> list[int]:
-    counter = tmp_path / "counter.txt"
-    return [int(line) for line in counter.read_text().split()] if counter.exists() else []
+    """The seeds the fake script ran for this test, in order."""
+    if tmp_path not in _COUNTERS:
+        return []
+    receiver, seen = _COUNTERS[tmp_path]
+    while True:
+        try:
+            seen.append(int(receiver.recv(64)))
+        except BlockingIOError:
+            return list(seen)

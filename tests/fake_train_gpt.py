@@ -5,12 +5,14 @@ TOKENIZER_PATH and ITERATIONS from the environment, writes logs/<RUN_ID>.txt (it
 the challenge's logger does) and final_model.int8.ptz in its working directory, and prints the
 challenge's line formats. Its scores are a fixed function of the seed, so tests can pin them.
 Knobs for failure cases (set through the runner's --env): FAKE_FAIL_SEEDS="2,5" exits 1 after a few
-lines for those seeds, FAKE_SLEEP_S sleeps before training (timeouts), FAKE_COUNTER_FILE appends
-"<seed>" to that file for every run (to see which seeds ran), FAKE_NO_ARTIFACT=1 skips the artifact.
+lines for those seeds, FAKE_SLEEP_S sleeps before training (timeouts), FAKE_COUNTER_SOCKET sends
+"<seed>" to that Unix datagram socket for every run (to see which seeds ran: the sandbox lets a run write
+only its own work dir), FAKE_NO_ARTIFACT=1 skips the artifact.
 """
 
 import glob
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -37,9 +39,9 @@ def main() -> int:
 
     log0(SOURCE, console=False)
     log0("=" * 100, console=False)
-    if os.environ.get("FAKE_COUNTER_FILE"):
-        with open(os.environ["FAKE_COUNTER_FILE"], "a", encoding="utf-8") as counter:
-            counter.write(f"{seed}\n")
+    if os.environ.get("FAKE_COUNTER_SOCKET"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as counter:
+            counter.sendto(str(seed).encode(), os.environ["FAKE_COUNTER_SOCKET"])
     # The runner lays the data out where the script expects it; fail as a real script would if not.
     val_files = sorted(glob.glob(os.path.join(os.environ["DATA_PATH"], "fineweb_val_*.bin")))
     if not val_files or not os.path.isfile(os.environ["TOKENIZER_PATH"]):

@@ -187,7 +187,7 @@ def test_claimed_hardware_other_than_8xh100_fails(tmp_path: Path) -> None:
 
 
 def test_provenance_exact_edited_and_other_file(tmp_path: Path) -> None:
-    edited = CODE.replace('print("train")', 'print("trained")')
+    edited = CODE.replace('print("train")', 'os.system("train")')  # changes what runs (a print would not)
     logs = {"train_seed1337.log": make_log(1337, 1.1001, 1.8501, script=CODE),
             "train_seed42.log": make_log(42, 1.1003, 1.8503, script=edited),
             "train_seed2025.log": make_log(2025, 1.1005, 1.8505, script="import sys\n" + CODE)}
@@ -196,7 +196,7 @@ def test_provenance_exact_edited_and_other_file(tmp_path: Path) -> None:
     assert sorted(by_status) == ["fail", "pass", "warn"]
     values = by_status["fail"].evidence[0].values
     assert (values["lines_added"], values["lines_removed"], values["first_differing_line"]) == (1, 1, 5)
-    assert by_status["fail"].evidence[0].line == 5 and "trained" in by_status["fail"].evidence[0].excerpt
+    assert by_status["fail"].evidence[0].line == 5 and "os.system" in by_status["fail"].evidence[0].excerpt
     assert "embeds helper.py" in by_status["warn"].message
 
 
@@ -286,7 +286,8 @@ def test_rerun_folder_matches_the_original_runs_per_seed(fixture_records: Path) 
 
 def test_known_quirks_of_accepted_records(fixture_records: Path) -> None:
     legendre = fixture_findings(fixture_records, "track_non_record_16mb/2026-03-31_LegendreGPT")
-    assert status(legendre, "claims.val_bpb") == ["fail"]  # claims 1.2266, the log's roundtrip says 1.2353
+    assert status(legendre, "claims.val_bpb") == ["fail", "pass"]  # claims 1.2266, the log's roundtrip says 1.2353
+    assert "pre_quant_val_bpb 1.2079" in legendre["claims.val_bpb"][1].message  # the last in-training value
     hessian = fixture_findings(fixture_records, "track_10min_16mb/2026-04-06_SP8192_HessianSDClip_ProgressiveRecurrence")
     assert status(hessian, "claims.size_cap") == ["fail"]  # its logs total 16,054,963+ bytes
     copied = fixture_findings(fixture_records, "track_10min_16mb/2026-04-08_SP8192_ParallelResid_ScoreFirstTTT")
@@ -295,4 +296,5 @@ def test_known_quirks_of_accepted_records(fixture_records: Path) -> None:
     adapter = fixture_findings(fixture_records, "track_non_record_16mb/2026-04-30_Random_Linear_Adapter")
     assert "train_seed_2026.txt is named for seed 2026 but logs seed 1337" in adapter["claims.seeds"][0].message
     int5 = fixture_findings(fixture_records, "track_10min_16mb/2026-03-20_10L_Int5MLP_MuonWD04_SWA50")
-    assert status(int5, "claims.val_loss") == ["fail"]  # its val_loss key holds a val_bpb value
+    [item] = int5["claims.val_loss"]  # its val_loss key holds the mean val_bpb of its three seeds
+    assert item.status == "warn" and "is a val_bpb value" in item.message and "wrong key" in item.message

@@ -107,7 +107,7 @@ def test_cli_markdown(tmp_path: Path) -> None:
     out = tmp_path / "scan.md"
     assert main(["scan", str(CASES / "net_illegal_subprocess_pip.py"), "--markdown", str(out)]) == 1
     text = out.read_text()
-    assert "❌ fail | `compliance.network`" in text and text.rstrip().endswith("**compliance verdict: flag**")
+    assert "**fail** | `compliance.network`" in text and text.rstrip().endswith("**compliance verdict: flag**")
 
 
 def test_the_scanner_imports_neither_torch_nor_the_submission(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from fake_runs import FAKE_CODE_BYTES, FAKE_SCRIPT, make_plan, runs_of
+from fake_runs import FAKE_CODE_BYTES, FAKE_SCRIPT, counter_socket, make_plan, runs_of
 
 from harness.reproduce import runner
 from harness.errors import UserError
@@ -45,7 +45,7 @@ def test_success_records_scores_sizes_and_layout(tmp_path, monkeypatch):
     assert "env_vocab_size:1024 env_home_secret:None" in log
     assert first.env == {"SEED": "1", "RUN_ID": "seed_1", "DATA_PATH": "./data/datasets/tiny_sp1024",
                          "TOKENIZER_PATH": "./data/tokenizers/tiny_1024_bpe.model", "VOCAB_SIZE": "1024",
-                         "ITERATIONS": "20", "FAKE_COUNTER_FILE": str(tmp_path / "counter.txt")}
+                         "ITERATIONS": "20", "FAKE_COUNTER_SOCKET": counter_socket(tmp_path)}
     saved = json.loads((plan.out_dir / "seed_2.json").read_text())
     assert saved["status"] == "ok" and saved["val_bpb"] == pytest.approx(1.50002) and "reused" not in saved
     summary = json.loads((plan.out_dir / "summary.json").read_text())
@@ -54,7 +54,7 @@ def test_success_records_scores_sizes_and_layout(tmp_path, monkeypatch):
 
 
 def test_failing_seed_is_reported_with_its_tail_and_others_still_run(tmp_path):
-    plan = make_plan(tmp_path, env={"FAKE_FAIL_SEEDS": "2", "FAKE_COUNTER_FILE": str(tmp_path / "counter.txt")})
+    plan = make_plan(tmp_path, env={"FAKE_FAIL_SEEDS": "2", "FAKE_COUNTER_SOCKET": counter_socket(tmp_path)})
     results = run_seeds(plan, [1, 2, 3])
     assert [r.status for r in results] == ["ok", "failed", "ok"]
     failed = results[1]
@@ -108,7 +108,7 @@ def test_resume_skips_completed_seeds_and_reruns_interrupted_ones(tmp_path):
 
 def test_out_dir_of_another_configuration_is_refused(tmp_path):
     run_seeds(make_plan(tmp_path), [1])
-    changed = make_plan(tmp_path, env={"ITERATIONS": "30", "FAKE_COUNTER_FILE": str(tmp_path / "counter.txt")})
+    changed = make_plan(tmp_path, env={"ITERATIONS": "30", "FAKE_COUNTER_SOCKET": counter_socket(tmp_path)})
     with pytest.raises(UserError, match=r"another configuration \(differs in: env\)"):
         run_seeds(changed, [1])
     assert run_seeds(changed, [1], force=True)[0].steps == 30

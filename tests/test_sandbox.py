@@ -1,12 +1,13 @@
-"""The sandbox runs untrusted code in a child: scrubbed env, time limit with group kill, no network."""
+"""The sandbox runs untrusted code in a child: scrubbed env, time limit with group kill, no network.
+The limits themselves are tried by hostile scripts in test_hostile.py."""
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 
-from harness.reproduce.sandbox import run_sandboxed, scrubbed_env
+from process_helpers import kill_leftovers, new_token, processes_with
+
+from harness.reproduce.sandbox import network_isolation_available, run_sandboxed, scrubbed_env
 
 
 def test_child_does_not_inherit_secrets(tmp_path, monkeypatch):
@@ -32,26 +33,21 @@ def test_output_goes_to_log_and_callback(tmp_path):
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path):
-    pid_file = tmp_path / "grandchild.pid"
+    token = new_token()
     # The child starts a grandchild that would outlive it; both must die at the limit.
     code = (
         "import subprocess, sys, time\n"
-        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {token!r}])\n"
         "print('started', flush=True)\n"
         "time.sleep(60)\n"
     )
-    result = run_sandboxed([sys.executable, "-c", code], cwd=tmp_path, timeout_s=3)
-    assert result.timed_out and result.returncode is None
-    grandchild = int(pid_file.read_text())
-    for _ in range(50):
-        try:
-            os.kill(grandchild, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"grandchild {grandchild} survived the timeout")
+    try:
+        result = run_sandboxed([sys.executable, "-c", code, token], cwd=tmp_path, timeout_s=3)
+        assert result.timed_out and result.returncode is None and result.limit == "wall_clock"
+        assert result.tail == ["started"]
+        assert processes_with(token) == []
+    finally:
+        kill_leftovers(token)
 
 
 def test_network_is_unreachable_where_the_os_allows(tmp_path):
@@ -68,9 +64,7 @@ def test_network_is_unreachable_where_the_os_allows(tmp_path):
         "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
         "socket.create_connection(s.getsockname(), timeout=2); print('loopback ok')\n"
     )
-    from harness.reproduce.sandbox import network_isolation_prefix
-
-    mode = "isolated" if network_isolation_prefix() else "open"
+    mode = "isolated" if network_isolation_available() else "open"
     result = run_sandboxed([sys.executable, "-c", code, mode], cwd=tmp_path, timeout_s=30)
     assert result.ok, result.tail
     assert result.network_isolated == (mode == "isolated")

@@ -1,4 +1,4 @@
-"""schemas/submission.schema.json accepts every accepted record's submission*.json and rejects malformed
+"""harness/schemas/submission.schema.json accepts every accepted record's submission*.json and rejects malformed
 documents with one readable message per problem, each starting with the JSON path."""
 
 from __future__ import annotations

@@ -42,12 +42,15 @@ def statuses(verdict: dict, check: str) -> list[str]:
 @pytest.fixture(scope="module")
 def tiny_verified(tmp_path_factory):
     """Seed 1337 alone first (then interrupted, as it were), then seeds 1337 and 42: the second call must
-    reuse the first seed's run and evaluation."""
+    reuse the first seed's run and evaluation. The first runs the legality probe on a short stream, the
+    second leaves it out (tests/test_probe.py tests the probe itself)."""
     out = tmp_path_factory.mktemp("verify") / "tiny"
-    first = main(["verify", str(TINY_RECORD), "--seeds", "1337", "--out", str(out), "--json", *env_args(TINY_RECORD_ENV)])
+    first = main(["verify", str(TINY_RECORD), "--seeds", "1337", "--out", str(out), "--json", "--probe-tokens", "8193",
+                  *env_args(TINY_RECORD_ENV)])
+    shutil.copyfile(out / "verdict.json", out / "first_verdict.json")
     seed_json = out / "runs" / "seed_1337.json"
     stamp = seed_json.stat().st_mtime_ns
-    second = main(["verify", str(TINY_RECORD), "--seeds", "1337,42", "--out", str(out), "--json",
+    second = main(["verify", str(TINY_RECORD), "--seeds", "1337,42", "--out", str(out), "--json", "--no-probe",
                    "--markdown", str(out / "comment.md"), *env_args(TINY_RECORD_ENV)])
     return first, second, out, stamp
 
@@ -75,6 +78,13 @@ def test_the_tiny_record_is_reproduced_and_judged(tiny_verified):
         assert abs(seeds[seed]["trusted_val_bpb"] - seeds[seed]["own_val_bpb"]) < 2e-3
     assert (out / "verdict.md").read_text().startswith("### pgolf-harness verify")
     assert (out / "comment.md").is_file()
+
+
+def test_verify_runs_the_legality_probe(tiny_verified):
+    first = json.loads((tiny_verified[2] / "first_verdict.json").read_text(encoding="utf-8"))
+    assert statuses(first, "probe.loss") == [PASS] and statuses(first, "probe.self_check") == [PASS]
+    assert first["measurements"]["probe"]["probe_verdict"] == "pass"
+    assert "timings_s" in first["measurements"] and "probe" in first["measurements"]["timings_s"]
 
 
 def test_a_finished_seed_is_reused_not_rerun(tiny_verified):

@@ -1,17 +1,23 @@
 """Run `harness check` over many submission folders: one summary line per folder, then totals.
 
-    python tools/check_many.py DIR... [--jobs N] [--details]
+    python tools/check_many.py DIR... [--jobs N] [--details] [--summary] [--summary-json FILE]
 
 Each DIR is a submission folder, or a tree holding them (a copy of the challenge repository, its
 records/ folder, a track folder): a folder counts as a submission when it holds a submission*.json or
 lies directly in a track folder (records/track_10min_16mb/<name>/); the walk does not descend into one.
 Folders are checked in a process pool (default: one worker per CPU). Exit status: 0 when no folder
 failed, 1 when one did, 2 when no submission folder was found or a check crashed.
+
+`--summary` prints, per check id, how many folders pass, warn, fail and skip it (a folder counts once
+per check, under the worst status its findings for that check have: fail, warn, pass, skip), so that
+two runs over the same records can be compared; `--summary-json FILE` writes that table with each
+folder's statuses and failing messages.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -29,6 +35,7 @@ from harness.rules import TRACKS  # noqa: E402
 
 SKIPPED_DIRS = {".git", "__pycache__", "node_modules", ".venv"}
 ERROR = "error"
+WORST_FIRST = (FAIL, WARN, PASS, SKIP)  # a folder's status for a check: its worst finding's
 
 
 def find_submissions(root: Path) -> list[Path]:
@@ -73,12 +80,17 @@ def check_one(folder: str) -> dict:
         "failed": sorted({f.check for f in verdict.findings if f.status == FAIL}),
         "warned": sorted({f.check for f in verdict.findings if f.status == WARN}),
         "checks": [(f.check, f.status) for f in verdict.findings],
+        "failures": [(f.check, f.message) for f in verdict.findings if f.status == FAIL],
     }
 
 
-def summary_line(result: dict, base: Path | None) -> str:
+def _shown(result: dict, base: Path | None) -> str:
     folder = Path(result["folder"]).resolve()
-    shown = folder.relative_to(base) if base is not None and folder.is_relative_to(base) else folder
+    return str(folder.relative_to(base) if base is not None and folder.is_relative_to(base) else folder)
+
+
+def summary_line(result: dict, base: Path | None) -> str:
+    shown = _shown(result, base)
     if result["outcome"] == ERROR:
         return f"{ERROR.upper():5} {shown}: {result['error']}"
     counts = result["counts"]
@@ -101,11 +113,55 @@ def totals(results: list[dict]) -> list[str]:
     return lines
 
 
+def folder_statuses(result: dict) -> dict[str, str]:
+    """One status per check id for a folder: the worst of its findings for that check."""
+    statuses: dict[str, str] = {}
+    for check, status in result.get("checks", []):
+        if check not in statuses or WORST_FIRST.index(status) < WORST_FIRST.index(statuses[check]):
+            statuses[check] = status
+    return statuses
+
+
+def summary(results: list[dict], base: Path | None) -> dict:
+    """Per check id, how many folders pass, warn, fail and skip it; each folder's statuses and failures."""
+    by_check: dict[str, Counter] = {}
+    folders = {}
+    for result in results:
+        statuses = folder_statuses(result)
+        for check, status in statuses.items():
+            by_check.setdefault(check, Counter())[status] += 1
+        folders[_shown(result, base)] = {
+            "outcome": result["outcome"], "statuses": dict(sorted(statuses.items())),
+            "failures": [{"check": c, "message": m} for c, m in result.get("failures", [])],
+            **({"error": result["error"]} if result["outcome"] == ERROR else {})}
+    outcomes = Counter(r["outcome"] for r in results)
+    return {
+        "folders": len(results),
+        "outcomes": {s: outcomes[s] for s in (*STATUSES, ERROR) if outcomes[s]},
+        "checks": {check: {s: by_check[check][s] for s in WORST_FIRST} for check in sorted(by_check)},
+        "per_folder": folders,
+    }
+
+
+def summary_table(table: dict) -> list[str]:
+    width = max([len("check"), *map(len, table["checks"])])
+    lines = [f"{'check':{width}}  " + "  ".join(f"{s:>4}" for s in WORST_FIRST),
+             f"{'-' * width}  " + "  ".join("-" * 4 for _ in WORST_FIRST)]
+    for check, counts in table["checks"].items():
+        lines.append(f"{check:{width}}  " + "  ".join(f"{counts[s]:4d}" for s in WORST_FIRST))
+    shown = ", ".join(f"{n} {s}" for s, n in table["outcomes"].items())
+    lines.append(f"{table['folders']} folders ({shown}); each folder counted once per check, under its worst status")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run `harness check` over many submission folders.")
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="submission folders or trees that hold them")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPUs)")
     parser.add_argument("--details", action="store_true", help="also list each folder's warned checks")
+    parser.add_argument("--summary", action="store_true",
+                        help="print per check id how many folders pass, warn, fail and skip it")
+    parser.add_argument("--summary-json", metavar="FILE", help="write that summary, with each folder's statuses, as JSON")
     args = parser.parse_args(argv)
     folders: list[Path] = []
     for name in args.dirs:
@@ -130,8 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         print(summary_line(result, base))
         if args.details and result.get("warned"):
             print(f"      warned: {', '.join(result['warned'])}")
-    for line in totals(results):
-        print(line)
+    if args.summary:
+        for line in summary_table(summary(results, base)):
+            print(line)
+    else:
+        for line in totals(results):
+            print(line)
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary(results, base), indent=1) + "\n", encoding="utf-8")
     print(f"{len(results)} folders in {time.perf_counter() - started:.1f} s")
     if any(r["outcome"] == ERROR for r in results):
         return 2

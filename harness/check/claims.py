@@ -8,70 +8,35 @@ finding (fail, or skip with the reason), never a traceback.
 
 The logs judged for budgets, hardware, provenance and dataset are the ones behind the claimed score
 (`scores.score_submission`); other logs in the folder (ablations, reruns, summaries) are named in the
-evidence but do not decide the outcome. When no claim matched, every log is judged.
+evidence but do not decide the outcome. When no claim matched, every log is judged. The code measured
+is the submission's script (`script.counted_script`) with the files it runs. The score claims live in
+score_claims.py, provenance in provenance.py, what they share in context.py.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import math
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from harness import rules
-from harness.errors import UserError
+from harness.check.context import Context, finite, listed, rounded_from, seconds
+from harness.check.provenance import check_provenance
+from harness.check.score_claims import check_score_claims
 from harness.findings import FAIL, PASS, SKIP, WARN, Evidence, Finding, finding
-from harness.submission.logs import EvalMetric, RunLog
-from harness.submission.scores import (ClaimedValues, SubmissionScore, claim_tolerance, claimed_values, match_claim,
-                            per_seed_matches, score_submission)
-from harness.submission.folder import CODE, Submission
+from harness.submission.logs import RunLog
+from harness.submission.scores import TOTAL_ALIASES, claimed_values, score_submission
+from harness.submission.folder import Submission
+from harness.submission.script import counted_script
 
 _SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)
 _GPU_COUNT = re.compile(r"(\d+)\s*[x×]\s*(?:NVIDIA\s+)?([A-Za-z]+[\w ]*)", re.IGNORECASE)
 _WINDOW_POWERS = range(10, 18)  # evaluation windows of 1,024 .. 131,072 tokens (trimmed split sizes)
 
 
-@dataclass
-class _Context:
-    """What every check reads: the folder, its parsed logs, the claims and the score behind them."""
-
-    submission: Submission
-    logs: Mapping[str, RunLog]
-    claims: ClaimedValues
-    score: SubmissionScore
-
-    @property
-    def backing(self) -> dict[str, RunLog]:
-        """The logs behind the claimed score; all logs when no claim matched."""
-        if self.score.match is not None:
-            return {name: self.logs[name] for name in self.score.logs()}
-        return dict(self.logs)
-
-    @property
-    def others(self) -> list[str]:
-        return sorted(set(self.logs) - set(self.backing))
-
-    @property
-    def record_track(self) -> bool:
-        """The record track's rules apply unless the folder or submission.json says non-record."""
-        track = self.submission.track() or self.submission.declared_track()
-        return track != rules.NON_RECORD_TRACK
-
-    def run_metric(self, name: str) -> EvalMetric | None:
-        """A log's value in the submission's score mode, else the log's own score."""
-        for run in self.score.runs:
-            if run.log == name:
-                return run.metric
-        log = self.logs[name]
-        return log.finals.get(self.score.mode) if self.score.mode in log.finals else log.score()
-
-
 def check_claims(submission: Submission, run_logs: Mapping[str, RunLog]) -> list[Finding]:
     """Every claims/budget/data finding for one submission folder."""
     claims = claimed_values(submission.metadata)
-    context = _Context(submission, run_logs, claims, score_submission(run_logs, claims))
+    context = Context(submission, run_logs, claims, score_submission(run_logs, claims))
     findings: list[Finding] = []
     for check in CHECKS:
         findings.extend(check(context))
@@ -87,20 +52,23 @@ def claim_measurements(submission: Submission, run_logs: Mapping[str, RunLog]) -
         per_log[name] = {
             "format_family": log.format_family, "seed": log.seed, "world_size": log.world_size,
             "val_tokens": log.val_token_count, "dataset": log.dataset,
-            "train_time_s": _seconds(log.train_time_ms), "last_step": log.last_step,
+            "train_time_s": seconds(log.train_time_ms), "last_step": log.last_step,
             "total_bytes": log.total_bytes, "model_bytes": log.model_bytes, "code_bytes": log.code_bytes,
             "score_mode": metric.mode if metric else None,
-            "val_bpb": _finite(metric.val_bpb) if metric else None,
-            "val_loss": _finite(metric.val_loss) if metric else None,
-            "eval_time_s": _seconds(metric.eval_time_ms) if metric else None,
+            "val_bpb": finite(metric.val_bpb) if metric else None,
+            "val_loss": finite(metric.val_loss) if metric else None,
+            "eval_time_s": seconds(metric.eval_time_ms) if metric else None,
             "problems": list(log.problems),
         }
+    script = counted_script(submission, run_logs)
     return {
         "logs": per_log,
+        "counted_code": {"file": script.relpath, "how": script.how, "bytes": script.total_bytes,
+                         "runs": [{"file": r.relpath, "bytes": r.bytes, "how": r.how, "by": r.by} for r in script.runs]},
         "score": {
             "mode": score.mode, "rule": score.rule, "runs": len(score.runs),
-            "per_run": [{"log": r.log, "seed": r.seed, "val_bpb": _finite(r.metric.val_bpb),
-                         "val_loss": _finite(r.metric.val_loss)} for r in score.runs],
+            "per_run": [{"log": r.log, "seed": r.seed, "val_bpb": finite(r.metric.val_bpb),
+                         "val_loss": finite(r.metric.val_loss)} for r in score.runs],
             "mean_val_bpb": score.mean("val_bpb"), "std_val_bpb": score.std("val_bpb"),
             "mean_val_loss": score.mean("val_loss"), "std_val_loss": score.std("val_loss"),
         },
@@ -109,7 +77,7 @@ def claim_measurements(submission: Submission, run_logs: Mapping[str, RunLog]) -
 
 # -- logs ---------------------------------------------------------------------------------------------
 
-def _check_logs_parse(c: _Context) -> list[Finding]:
+def _check_logs_parse(c: Context) -> list[Finding]:
     if not c.logs:
         return [finding("logs.parse", SKIP, "no train log to parse.")]
     findings = []
@@ -125,109 +93,67 @@ def _check_logs_parse(c: _Context) -> list[Finding]:
     return findings
 
 
-# -- the score -------------------------------------------------------------------------------------
-
-def _check_score_claims(c: _Context) -> list[Finding]:
-    findings = []
-    for key in ("val_bpb", "val_loss"):
-        check = f"claims.{key}"
-        problems = [p for p in c.claims.problems if p.startswith(key + " ")]
-        claimed = getattr(c.claims, key)
-        if c.submission.metadata is None:
-            reason = c.submission.metadata_error or "there is no submission.json"
-            findings.append(finding(check, SKIP, f"no claims to check: {reason}."))
-            continue
-        if problems:
-            findings.append(finding(check, FAIL, f"submission.json: {problems[0]}.", file=c.submission.metadata_file))
-        elif claimed is not None:
-            findings.append(_check_claimed_score(c, key, claimed))
-        elif not any(key in values for values in c.claims.per_seed.values()):
-            findings.append(finding(check, SKIP, f"submission.json claims no {key}.", file=c.submission.metadata_file))
-        per_seed = per_seed_matches(c.logs, c.claims, key)
-        if per_seed:
-            findings.append(_check_per_seed(c, key, per_seed))
-    return findings
-
-
-def _check_claimed_score(c: _Context, key: str, claimed: float) -> Finding:
-    check = f"claims.{key}"
-    if not c.logs:
-        return finding(check, SKIP, f"claimed {key} {claimed} cannot be checked: the folder holds no train log.")
-    scored = {name: log for name, log in c.logs.items() if log.metrics}
-    if not scored:
-        return finding(check, FAIL, f"claimed {key} {claimed}, but no log states a final metric.",
-                       logs=sorted(c.logs))
-    match = c.score.match if c.score.match is not None and c.score.match.key == key else None
-    if match is None:
-        match = match_claim(c.logs, key, claimed, c.claims.seeds)
-    if match is not None:
-        return Finding(check, PASS, f"claimed {key} {claimed} matches {match.describe()} "
-                       f"(tolerance {claim_tolerance(claimed):g}).", _run_evidence(match.runs, key))
-    mean = c.score.mean(key)
-    shown = f"{mean:.8g}" if mean is not None else "nothing"
-    return Finding(check, FAIL, f"claimed {key} {claimed} matches no log: the logs give {shown} "
-                   f"({c.score.rule}; tolerance {claim_tolerance(claimed):g}).", _run_evidence(c.score.runs, key))
-
-
-def _check_per_seed(c: _Context, key: str, results) -> Finding:
-    check = f"claims.{key}"
-    evidence, mismatched, missing = [], [], []
-    for seed, claimed, match, logs in results:
-        if match is not None:
-            run = match.runs[0]
-            evidence.append(Evidence(file=run.log, line=run.metric.line,
-                                     values={"seed": seed, "claimed": claimed, key: match.value, "mode": match.mode}))
-        elif logs:
-            mismatched.append(seed)
-            shown = {name: _finite(getattr(c.run_metric(name), key, math.nan)) for name in logs}
-            evidence.append(Evidence(file=logs[0], values={"seed": seed, "claimed": claimed, "logged": shown}))
-        else:
-            missing.append(seed)
-            evidence.append(Evidence(values={"seed": seed, "claimed": claimed, "logged": None}))
-    total = len(results)
-    if mismatched:
-        return Finding(check, FAIL, f"per-seed {key}: seed(s) {_list(mismatched)} differ from their logs "
-                       f"({total - len(mismatched) - len(missing)} of {total} match).", evidence)
-    if missing:
-        return Finding(check, WARN, f"per-seed {key}: no log states seed(s) {_list(missing)} "
-                       f"({total - len(missing)} of {total} match).", evidence)
-    return Finding(check, PASS, f"per-seed {key}: all {total} claimed values match their seed's log.", evidence)
-
-
 # -- bytes -----------------------------------------------------------------------------------------
 
-def _check_bytes_code(c: _Context) -> list[Finding]:
-    counted = c.submission.counted_code()
+def _check_bytes_code(c: Context) -> list[Finding]:
+    """The counted code (the submission's script and the files it runs, `script.counted_script`) against
+    the claim and the logs. A claim that differs from the file but equals what a log behind the claim
+    states (its code-size line, or the size of its embedded copy) was true of the script that ran: the
+    file was edited after the run (claims.provenance judges the edit), a warning; so is a round figure."""
+    script = c.script
     logged = {name: log.code_bytes for name, log in c.backing.items() if log.code_bytes is not None}
-    problems = [p for p in c.claims.problems if p.startswith("bytes_code ")]
+    problems = [p for p in c.claims.problems if p.startswith(("bytes_code ", "code_bytes "))]
     if problems:
         return [finding("claims.bytes_code", FAIL, f"submission.json: {problems[0]}.", file=c.submission.metadata_file)]
-    if counted is None:
-        return [finding("claims.bytes_code", SKIP, f"no readable {rules.COUNTED_CODE_FILE} to measure.")]
-    evidence = [Evidence(file=counted.relpath, values={"bytes": counted.size})]
-    evidence += [Evidence(file=name, line=c.logs[name].lines.get("code_bytes"), values={"code_bytes": value})
-                 for name, value in sorted(logged.items())]
-    if c.claims.bytes_code is not None:
-        evidence.insert(0, Evidence(file=c.submission.metadata_file, values={"bytes_code": c.claims.bytes_code}))
-        if c.claims.bytes_code != counted.size:
-            return [Finding("claims.bytes_code", FAIL, f"claimed bytes_code {c.claims.bytes_code:,} but "
-                            f"{counted.relpath} is {counted.size:,} bytes.", evidence)]
-    if not logged and c.claims.bytes_code is None:
+    if script.relpath is None:
+        return [finding("claims.bytes_code", SKIP, f"no readable script to measure ({script.reason}).")]
+    measured, name = script.total_bytes, _counted_name(script)
+    evidence = [Evidence(file=script.relpath, values={"bytes": script.bytes, "counted_bytes": measured})]
+    evidence += [Evidence(file=name_, line=c.logs[name_].lines.get("code_bytes"), values={"code_bytes": value})
+                 for name_, value in sorted(logged.items())]
+    claimed, key = c.claims.bytes_code, c.claims.key("bytes_code")
+    if claimed is not None:
+        evidence.insert(0, Evidence(file=c.submission.metadata_file, values={key: claimed}))
+        if claimed != measured:
+            return [_claimed_code_differs(c, claimed, key, measured, name, evidence)]
+    if not logged and claimed is None:
         return [Finding("claims.bytes_code", SKIP, f"neither submission.json nor the logs state code bytes "
-                        f"({counted.relpath} is {counted.size:,} bytes).", evidence)]
-    differing = sorted(name for name, value in logged.items() if value != counted.size)
+                        f"({name} is {measured:,} bytes).", evidence)]
+    differing = sorted(log for log, value in logged.items() if value != measured)
     if differing:
         compressed = any(c.logs[n].code_bytes_uncompressed is not None for n in differing)
         why = ("the logs count the code compressed, while the folder holds it uncompressed" if compressed
                else "the script changed after the run, or the log counts other bytes")
-        return [Finding("claims.bytes_code", WARN, f"{counted.relpath} is {counted.size:,} bytes but "
-                        f"{_list(differing)} counted {_list(sorted({logged[n] for n in differing}), '{:,}')} "
+        return [Finding("claims.bytes_code", WARN, f"{name} is {measured:,} bytes but "
+                        f"{listed(differing)} counted {listed(sorted({logged[n] for n in differing}), '{:,}')} "
                         f"code bytes ({why}).", evidence)]
-    return [Finding("claims.bytes_code", PASS, f"{counted.relpath} is {counted.size:,} bytes, as "
-                    f"{'claimed and ' if c.claims.bytes_code is not None else ''}logged.", evidence)]
+    return [Finding("claims.bytes_code", PASS, f"{name} is {measured:,} bytes, as "
+                    f"{'claimed and ' if claimed is not None else ''}logged.", evidence)]
 
 
-def _check_bytes_model(c: _Context) -> list[Finding]:
+def _claimed_code_differs(c: Context, claimed: int, key: str, measured: int, name: str,
+                          evidence: list[Evidence]) -> Finding:
+    stated = {log_name: log.code_bytes for log_name, log in c.backing.items() if log.code_bytes == claimed}
+    stated.update({log_name: claimed for log_name, log in c.backing.items()
+                   if log.script and abs(len(log.script.encode("utf-8", "surrogatepass")) - claimed) <= 1})
+    if stated:
+        return Finding("claims.bytes_code", WARN, f"claimed {key} {claimed:,} is what {listed(sorted(stated))} "
+                       f"state(s) for the script that ran, but {name} is {measured:,} bytes now: the file was edited "
+                       "after the run (see claims.provenance).", evidence)
+    if rounded_from(claimed, measured):
+        return Finding("claims.bytes_code", WARN, f"claimed {key} {claimed:,} is {name}'s {measured:,} bytes "
+                       "written as a round figure.", evidence)
+    return Finding("claims.bytes_code", FAIL, f"claimed {key} {claimed:,} but {name} is {measured:,} bytes.",
+                   evidence)
+
+
+def _counted_name(script) -> str:
+    if not script.runs:
+        return script.relpath
+    return f"{script.relpath} with the {len(script.runs)} file(s) it runs"
+
+
+def _check_bytes_model(c: Context) -> list[Finding]:
     logged = {name: log.model_bytes for name, log in c.backing.items() if log.model_bytes is not None}
     if c.claims.bytes_model is None:
         return [finding("claims.bytes_model", SKIP, "submission.json states no compressed model bytes.",
@@ -241,22 +167,22 @@ def _check_bytes_model(c: _Context) -> list[Finding]:
                         "compressed model size.", evidence)]
     matching = sorted(name for name, value in logged.items() if value == claimed)
     if matching:
-        return [Finding("claims.bytes_model", PASS, f"claimed {key} {claimed:,} is logged by {_list(matching)}.",
+        return [Finding("claims.bytes_model", PASS, f"claimed {key} {claimed:,} is logged by {listed(matching)}.",
                         evidence)]
     return [Finding("claims.bytes_model", FAIL, f"claimed {key} {claimed:,} is logged by no log "
-                    f"(logs: {_list(sorted(set(logged.values())), '{:,}')}).", evidence)]
+                    f"(logs: {listed(sorted(set(logged.values())), '{:,}')}).", evidence)]
 
 
-def _check_bytes_total(c: _Context) -> list[Finding]:
+def _check_bytes_total(c: Context) -> list[Finding]:
     findings = []
-    problems = [p for p in c.claims.problems if p.startswith(("bytes_total ", "artifact_bytes "))]
+    problems = [p for p in c.claims.problems if p.startswith(tuple(f"{k} " for k in (*TOTAL_ALIASES, "artifact_bytes")))]
     for problem in problems:
         findings.append(finding("claims.bytes_total", FAIL, f"submission.json: {problem}.",
                                 file=c.submission.metadata_file))
-    counted = c.submission.counted_code()
+    counted = c.script.total_bytes if c.script.relpath else None
     # a claimed total may come from any run in the folder, not only those behind the claimed score
     logged = {name: log.total_bytes for name, log in c.logs.items() if log.total_bytes is not None}
-    recomputed = ({name: counted.size + log.model_bytes for name, log in c.logs.items()
+    recomputed = ({name: counted + log.model_bytes for name, log in c.logs.items()
                    if log.model_bytes is not None} if counted else {})
     for name, log in sorted(c.backing.items()):
         if None not in (log.total_bytes, log.code_bytes, log.model_bytes) and \
@@ -273,35 +199,62 @@ def _check_bytes_total(c: _Context) -> list[Finding]:
                                 f"bytes_code {c.claims.bytes_code:,} + {c.claims.bytes_model[0]} "
                                 f"{c.claims.bytes_model[1]:,}.", file=c.submission.metadata_file))
     findings.extend(_check_seed_artifacts(c))
+    stated = [claim for claim in c.claims.secondary if claim.metric == "bytes_total"]
+    if stated and logged:
+        findings.append(_check_stated_totals(c, stated, logged))
     if not findings:
         findings.append(finding("claims.bytes_total", SKIP, "submission.json states no total bytes.",
                                 logged=logged or None))
     return findings
 
 
-def _check_claimed_total(c: _Context, claimed: int, logged: dict[str, int], recomputed: dict[str, int]) -> Finding:
-    evidence = [Evidence(file=c.submission.metadata_file, values={"bytes_total": claimed})]
+def _check_claimed_total(c: Context, claimed: int, logged: dict[str, int], recomputed: dict[str, int]) -> Finding:
+    key = c.claims.key("bytes_total")
+    evidence = [Evidence(file=c.submission.metadata_file, values={key: claimed})]
     evidence += [Evidence(file=n, line=c.logs[n].lines.get("total_bytes"), values={"total_bytes": v})
                  for n, v in sorted(logged.items())]
     if not logged and not recomputed:
-        return Finding("claims.bytes_total", SKIP, f"claimed bytes_total {claimed:,}, but no log states sizes.",
+        return Finding("claims.bytes_total", SKIP, f"claimed {key} {claimed:,}, but no log states sizes.",
                        evidence)
     if any(v == claimed for v in logged.values()):
-        return Finding("claims.bytes_total", PASS, f"claimed bytes_total {claimed:,} is logged by "
-                       f"{_list(sorted(n for n, v in logged.items() if v == claimed))}.", evidence)
+        return Finding("claims.bytes_total", PASS, f"claimed {key} {claimed:,} is logged by "
+                       f"{listed(sorted(n for n, v in logged.items() if v == claimed))}.", evidence)
     if any(v == claimed for v in recomputed.values()):
-        return Finding("claims.bytes_total", PASS, f"claimed bytes_total {claimed:,} = {rules.COUNTED_CODE_FILE} "
+        return Finding("claims.bytes_total", PASS, f"claimed {key} {claimed:,} = {c.script.relpath} "
                        "+ a logged compressed model.", evidence)
     values = list(logged.values()) or list(recomputed.values())
     if claimed in (max(values), round(sum(values) / len(values))):
         how = "largest" if claimed == max(values) else "mean"
-        return Finding("claims.bytes_total", PASS, f"claimed bytes_total {claimed:,} is the {how} total of "
+        return Finding("claims.bytes_total", PASS, f"claimed {key} {claimed:,} is the {how} total of "
                        f"{len(values)} runs.", evidence)
-    return Finding("claims.bytes_total", FAIL, f"claimed bytes_total {claimed:,} matches no log "
-                   f"(logged totals {_list(sorted(set(values)), '{:,}')}).", evidence)
+    rounded = sorted(v for v in {*values, max(values), round(sum(values) / len(values))} if rounded_from(claimed, v))
+    if rounded:
+        return Finding("claims.bytes_total", WARN, f"claimed {key} {claimed:,} is a round figure for the logged "
+                       f"total(s) {listed(rounded, '{:,}')}, not an exact size.", evidence)
+    return Finding("claims.bytes_total", FAIL, f"claimed {key} {claimed:,} matches no log "
+                   f"(logged totals {listed(sorted(set(values)), '{:,}')}).", evidence)
 
 
-def _check_seed_artifacts(c: _Context) -> list[Finding]:
+def _check_stated_totals(c: Context, stated, logged: dict[str, int]) -> Finding:
+    """Sizes submission.json states beside the total (a mean of the runs, one run's total)."""
+    mean = round(sum(logged.values()) / len(logged))
+    matched, unmatched = [], []
+    for claim in stated:
+        value = int(claim.value)
+        if (claim.kind == "mean" and abs(value - mean) <= 1) or (claim.kind == "single" and value in logged.values()):
+            matched.append(f"{claim.key} {value:,}")
+        else:
+            unmatched.append(f"{claim.key} {value:,}")
+    evidence = [Evidence(file=c.submission.metadata_file, values={claim.key: int(claim.value) for claim in stated}),
+                Evidence(values={"logged_totals": dict(sorted(logged.items())), "mean": mean})]
+    if unmatched:
+        return Finding("claims.bytes_total", WARN, f"submission.json also states {listed(unmatched)}, which the logs' "
+                       f"totals do not give (their mean is {mean:,}).", evidence)
+    return Finding("claims.bytes_total", PASS, f"the other sizes submission.json states match the logs: "
+                   f"{listed(matched)}.", evidence)
+
+
+def _check_seed_artifacts(c: Context) -> list[Finding]:
     findings = []
     for seed, values in sorted(c.claims.per_seed.items()):
         if "artifact_bytes" not in values:
@@ -310,12 +263,12 @@ def _check_seed_artifacts(c: _Context) -> list[Finding]:
         logs = {name: log.total_bytes for name, log in c.logs.items() if log.seed == seed and log.total_bytes}
         if logs and claimed not in logs.values():
             findings.append(finding("claims.bytes_total", FAIL, f"seed {seed}: claimed artifact_bytes {claimed:,} "
-                                    f"but its log(s) state {_list(sorted(set(logs.values())), '{:,}')}.",
+                                    f"but its log(s) state {listed(sorted(set(logs.values())), '{:,}')}.",
                                     file=min(logs), seed=seed, claimed=claimed, logged=logs))
     return findings
 
 
-def _check_size_cap(c: _Context) -> list[Finding]:
+def _check_size_cap(c: Context) -> list[Finding]:
     """Judged on what is claimed and logged; the folder's train_gpt.py + each logged model is a second
     opinion (a warning when only it is over: the logs counted other code bytes, e.g. compressed)."""
     stated: list[tuple[int, str, str | None]] = []  # (bytes, where it comes from, file)
@@ -327,8 +280,9 @@ def _check_size_cap(c: _Context) -> list[Finding]:
                            c.submission.metadata_file))
     stated += [(log.total_bytes, f"total logged by {name}", name)
                for name, log in sorted(c.backing.items()) if log.total_bytes is not None]
-    counted = c.submission.counted_code()
-    recomputed = [(counted.size + log.model_bytes, f"{counted.relpath} ({counted.size:,} bytes) + model of {name}", name)
+    script = c.script
+    counted = script.total_bytes if script.relpath else None
+    recomputed = [(counted + log.model_bytes, f"{_counted_name(script)} ({counted:,} bytes) + model of {name}", name)
                   for name, log in sorted(c.backing.items()) if counted is not None and log.model_bytes is not None]
     judged = stated or recomputed
     if not judged:
@@ -347,19 +301,19 @@ def _check_size_cap(c: _Context) -> list[Finding]:
     if second is not None and second[0] >= cap:
         return [Finding("claims.size_cap", WARN, f"claimed and logged sizes are under the cap (largest "
                         f"{largest[0]:,}), but {second[1]} is {second[0]:,} bytes: the logs count fewer code "
-                        f"bytes than the submitted {counted.relpath} (R1.1, R1.2).", evidence)]
+                        f"bytes than the submitted {_counted_name(script)} (R1.1, R1.2).", evidence)]
     return [Finding("claims.size_cap", PASS, f"largest artifact {largest[0]:,} bytes ({largest[1]}), "
                     f"{cap - largest[0]:,} under the {cap:,}-byte cap.", evidence)]
 
 
 # -- budgets and hardware -------------------------------------------------------------------------
 
-def _check_train_time(c: _Context) -> list[Finding]:
+def _check_train_time(c: Context) -> list[Finding]:
     times = {name: log.train_time_ms for name, log in c.backing.items() if log.train_time_ms is not None}
     if not times:
         return [finding("budget.train_time", SKIP, "no log states the training time.")]
     evidence = [Evidence(file=n, line=c.logs[n].lines.get("stop"),
-                         values={"train_time_s": _seconds(t), "step_s": _seconds(_step_ms(c.logs[n]))})
+                         values={"train_time_s": seconds(t), "step_s": seconds(_step_ms(c.logs[n]))})
                 for n, t in sorted(times.items())]
     name = max(times, key=times.get)
     longest, limit_ms = times[name], rules.TRAIN_TIME_LIMIT_S * 1000.0
@@ -381,7 +335,7 @@ def _check_train_time(c: _Context) -> list[Finding]:
                     f"{rules.TRAIN_TIME_LIMIT_S:g} s limit (R2.1).", evidence)]
 
 
-def _check_eval_time(c: _Context) -> list[Finding]:
+def _check_eval_time(c: Context) -> list[Finding]:
     scored, totals, evidence = {}, {}, []
     for name, log in sorted(c.backing.items()):
         metric = c.run_metric(name)
@@ -390,8 +344,8 @@ def _check_eval_time(c: _Context) -> list[Finding]:
         scored[name] = metric.eval_time_ms
         totals[name] = _evaluation_time_ms(log)
         evidence.append(Evidence(file=name, line=metric.line, values={
-            "mode": metric.mode, "eval_time_s": _seconds(metric.eval_time_ms),
-            "all_final_evals_s": _seconds(totals[name])}))
+            "mode": metric.mode, "eval_time_s": seconds(metric.eval_time_ms),
+            "all_final_evals_s": seconds(totals[name])}))
     if not scored:
         return [finding("budget.eval_time", SKIP, "no log states the scored evaluation's time.")]
     name = max(scored, key=scored.get)
@@ -411,7 +365,7 @@ def _check_eval_time(c: _Context) -> list[Finding]:
                     f"within {rules.EVAL_TIME_LIMIT_S:g} s.", evidence)]
 
 
-def _check_hardware(c: _Context) -> list[Finding]:
+def _check_hardware(c: Context) -> list[Finding]:
     evidence = [Evidence(file=n, line=log.lines.get("world_size"),
                          values={"world_size": log.world_size, "gpus": _gpu_summary(log)})
                 for n, log in sorted(c.backing.items()) if log.world_size is not None or log.gpu_names]
@@ -442,94 +396,13 @@ def _check_hardware(c: _Context) -> list[Finding]:
 
 # -- provenance ------------------------------------------------------------------------------------
 
-def _check_provenance(c: _Context) -> list[Finding]:
-    embedded = {name: log for name, log in c.backing.items() if log.script}
-    if not embedded:
-        return [finding("claims.provenance", SKIP, "no log behind the claim embeds its training script.")]
-    code = _code_texts(c.submission)
-    findings, exact = [], []
-    counted = rules.COUNTED_CODE_FILE
-    for name, log in sorted(embedded.items()):
-        start = log.script_lines[0] if log.script_lines else 1
-        same = [path for path, text in code.items() if _same_source(text, log.script)]
-        digest = hashlib.sha256(log.script.encode("utf-8", "surrogatepass")).hexdigest()
-        if counted in same:
-            exact.append(name)
-        elif same:
-            findings.append(finding("claims.provenance", WARN, f"{name} embeds {same[0]}, not {counted}: the "
-                                    f"counted code (R1.2) is not the script that produced this log.",
-                                    file=name, line=start, sha256=digest, matches=same))
-        else:
-            target = counted if counted in code else _closest(code, log.script)
-            if target is None:  # files.required reports the missing train_gpt.py
-                findings.append(finding("claims.provenance", SKIP, f"{name} embeds a script, but the folder holds "
-                                        "no Python code to compare it with.", file=name, line=start, sha256=digest))
-                continue
-            summary = _diff_summary(code[target], log.script)
-            findings.append(finding("claims.provenance", FAIL, f"{name} embeds a script that differs from {target}: "
-                                    f"{summary['text']}.", file=name,
-                                    line=start + summary["log_line"] - 1 if summary["log_line"] else start,
-                                    excerpt=summary["excerpt"], sha256=digest,
-                                    file_sha256=hashlib.sha256(code[target].encode("utf-8", "surrogatepass")).hexdigest(),
-                                    compared_with=target, lines_added=summary["added"],
-                                    lines_removed=summary["removed"], first_differing_line=summary["file_line"]))
-    if exact:
-        findings.insert(0, finding("claims.provenance", PASS, f"{_list(exact)} embed(s) exactly {counted} "
-                                   "(sha256 equal up to line endings).", logs=exact,
-                                   sha256=hashlib.sha256(code[counted].encode("utf-8", "surrogatepass")).hexdigest()))
-    return findings
-
-
-def _code_texts(submission: Submission) -> dict[str, str]:
-    texts = {}
-    for entry in submission.files_of(CODE):
-        if entry.relpath.endswith(".py"):
-            try:
-                texts[entry.relpath] = submission.read_text(entry.relpath)
-            except UserError:
-                continue
-    return texts
-
-
-def _same_source(text: str, script: str) -> bool:
-    """Equal, or equal once line endings and trailing blank lines are normalised (loggers add a
-    newline after the source; Windows checkouts write CRLF)."""
-    if text == script:
-        return True
-    return text.replace("\r\n", "\n").rstrip() == script.replace("\r\n", "\n").rstrip()
-
-
-def _closest(code: dict[str, str], script: str) -> str | None:
-    if not code:
-        return None
-    lines = set(script.splitlines())
-    return max(code, key=lambda path: len(lines & set(code[path].splitlines())))
-
-
-def _diff_summary(text: str, script: str) -> dict[str, Any]:
-    """Lines added and removed (from the file to the log's copy) and where they first differ."""
-    file_lines = text.replace("\r\n", "\n").splitlines()
-    log_lines = script.replace("\r\n", "\n").splitlines()
-    opcodes = difflib.SequenceMatcher(None, file_lines, log_lines).get_opcodes()
-    added = sum(j2 - j1 for tag, _, _, j1, j2 in opcodes if tag in ("insert", "replace"))
-    removed = sum(i2 - i1 for tag, i1, i2, _, _ in opcodes if tag in ("delete", "replace"))
-    first = next((op for op in opcodes if op[0] != "equal"), None)
-    if first is None:
-        return {"text": "only whitespace differs", "added": 0, "removed": 0, "file_line": None, "log_line": None,
-                "excerpt": None}
-    tag, i1, i2, j1, j2 = first
-    if len(opcodes) == 2 and tag == "delete" and i1 == 0 and opcodes[1][0] == "equal":
-        text_ = f"the log's copy lacks the first {i2} lines of the file (its head was overwritten)"
-    else:
-        text_ = f"{added} line(s) added, {removed} removed; first difference at line {i1 + 1} of the file"
-    excerpt = log_lines[j1] if j1 < len(log_lines) else (file_lines[i1] if i1 < len(file_lines) else "")
-    return {"text": text_, "added": added, "removed": removed, "file_line": i1 + 1, "log_line": j1 + 1,
-            "excerpt": excerpt[:200]}
+def _check_provenance(c: Context) -> list[Finding]:
+    return check_provenance(c.submission, c.logs, sorted(c.backing), c.score.match is not None)
 
 
 # -- dataset ---------------------------------------------------------------------------------------
 
-def _check_val_tokens(c: _Context) -> list[Finding]:
+def _check_val_tokens(c: Context) -> list[Finding]:
     counts = {name: log.val_token_count for name, log in c.backing.items() if log.val_token_count is not None}
     if not counts:
         return [finding("data.val_tokens", SKIP, "no log states the validation token count.")]
@@ -539,7 +412,7 @@ def _check_val_tokens(c: _Context) -> list[Finding]:
     distinct = sorted(set(counts.values()))
     if len(distinct) > 1:
         findings.append(Finding("data.val_tokens", WARN, f"the logs evaluate on different validation token counts "
-                                f"({_list(distinct, '{:,}')}).", evidence))
+                                f"({listed(distinct, '{:,}')}).", evidence))
     unknown = []
     for count in distinct:
         names = sorted(n for n, v in counts.items() if v == count)
@@ -549,11 +422,11 @@ def _check_val_tokens(c: _Context) -> list[Finding]:
         else:
             evidence.append(Evidence(values={"val_tokens": count, "known_as": known}))
     if unknown:
-        findings.append(Finding("data.val_tokens", WARN, f"validation token count {_list(unknown, '{:,}')} is not "
+        findings.append(Finding("data.val_tokens", WARN, f"validation token count {listed(unknown, '{:,}')} is not "
                                 "a split size seen in accepted records (rules.VAL_TOKEN_COUNTS_BY_DATASET): a "
                                 "different split or tokenizer must be justified (R3.4, R3.5).", evidence))
     if not findings:
-        findings.append(Finding("data.val_tokens", PASS, f"validation token count {_list(distinct, '{:,}')}, "
+        findings.append(Finding("data.val_tokens", PASS, f"validation token count {listed(distinct, '{:,}')}, "
                                 "a split size seen in accepted records.", evidence))
     return findings
 
@@ -576,7 +449,7 @@ def _known_split(count: int, dataset: str | None) -> str | None:
 
 # -- seeds -----------------------------------------------------------------------------------------
 
-def _check_seeds(c: _Context) -> list[Finding]:
+def _check_seeds(c: Context) -> list[Finding]:
     seeds = {name: log.seed for name, log in c.logs.items() if log.seed is not None}
     claimed = c.claims.seeds
     if not seeds and not claimed:
@@ -588,11 +461,11 @@ def _check_seeds(c: _Context) -> list[Finding]:
             warnings.append(f"{name} is named for seed {named[1]} but logs seed {seed}")
     missing = [s for s in claimed if s not in seeds.values()]
     if missing:
-        warnings.append(f"claimed seed(s) {_list(missing)} have no log")
+        warnings.append(f"claimed seed(s) {listed(missing)} have no log")
     behind = [run.seed for run in c.score.runs]
     distinct_behind = sorted({s for s in behind if s is not None})
     if len(behind) != len(set(behind)) and None not in behind:
-        warnings.append(f"the score averages runs that share a seed ({_list(behind)})")
+        warnings.append(f"the score averages runs that share a seed ({listed(behind)})")
     if c.record_track and c.score.runs and len(distinct_behind) < rules.USUAL_SEED_COUNT:
         warnings.append(f"the score rests on {len(distinct_behind)} distinct seed(s); records usually show "
                         f"{rules.USUAL_SEED_COUNT} (R5.1)")
@@ -602,12 +475,12 @@ def _check_seeds(c: _Context) -> list[Finding]:
     if warnings:
         return [Finding("claims.seeds", WARN, "; ".join(warnings) + ".", evidence)]
     shown = distinct_behind or sorted(set(seeds.values()))
-    return [Finding("claims.seeds", PASS, f"{len(shown)} distinct seed(s) ({_list(shown)}), each with a log.",
+    return [Finding("claims.seeds", PASS, f"{len(shown)} distinct seed(s) ({listed(shown)}), each with a log.",
                     evidence)]
 
 
-CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
-    _check_logs_parse, _check_score_claims, _check_bytes_code, _check_bytes_model, _check_bytes_total,
+CHECKS: tuple[Callable[[Context], list[Finding]], ...] = (
+    _check_logs_parse, check_score_claims, _check_bytes_code, _check_bytes_model, _check_bytes_total,
     _check_size_cap, _check_train_time, _check_eval_time, _check_hardware, _check_provenance,
     _check_val_tokens, _check_seeds,
 )
@@ -615,9 +488,6 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
 
 # -- helpers ---------------------------------------------------------------------------------------
 
-def _run_evidence(runs, key: str) -> list[Evidence]:
-    return [Evidence(file=r.log, line=r.metric.line, values={"seed": r.seed, "mode": r.metric.mode,
-                                                              key: _finite(getattr(r.metric, key))}) for r in runs]
 
 
 def _evaluation_time_ms(log: RunLog) -> float:
@@ -652,13 +522,6 @@ def _gpu_summary(log: RunLog) -> str | None:
     return f"{len(log.gpu_names)}x " + " / ".join(names)
 
 
-def _seconds(ms: float | None) -> float | None:
-    return round(ms / 1000.0, 3) if ms is not None and math.isfinite(ms) else None
 
 
-def _finite(value: float) -> float | None:
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
-
-def _list(items, fmt: str = "{}") -> str:
-    return ", ".join(fmt.format(item) for item in items)

@@ -2,7 +2,8 @@
 (parse, schema, unknown keys), the counted code (bytes, syntax), other code, requirements, track.
 
 Each check returns findings with a stable id; nothing here imports or executes the submission's code
-(train_gpt.py is only read and parsed with `ast`).
+(its files are only read and parsed with `ast`). The counted code is the submission's script
+(`script.counted_script`: train_gpt.py, or the file the logs show running) with the files it runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from harness.errors import UserError
 from harness.findings import FAIL, PASS, SKIP, WARN, Evidence, Finding, finding
 from harness.schemas import load_schema, validation_errors
 from harness.submission.folder import CODE, LOG, METADATA, METADATA_FILE, README, REQUIREMENTS, Submission
+from harness.submission.logs import parse_submission_logs
+from harness.submission.script import NAMED, CountedScript, counted_script, holds_no_code, parsed_file
 
 PYTHON = f"Python {sys.version_info.major}.{sys.version_info.minor}"
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -81,8 +84,17 @@ def _required_log(submission: Submission) -> Finding:
 
 def _required_code(submission: Submission) -> Finding:
     entry = submission.entry(rules.COUNTED_CODE_FILE)
+    if entry is not None and entry.refused is None and holds_no_code(submission, entry.relpath):
+        return finding("files.required", FAIL, f"{rules.COUNTED_CODE_FILE} is present but holds no code ({entry.size:,} "
+                       "bytes: blank, comments or a docstring): nothing would run (R2.4).", file=entry.relpath,
+                       bytes=entry.size)
     if entry is not None:
         return _present_or_refused(entry, rules.COUNTED_CODE_FILE)
+    script = _script(submission)
+    if script.relpath is not None:
+        return finding("files.required", WARN, f"{rules.COUNTED_CODE_FILE} is missing; the counted code is "
+                       f"{script.reason} (R1.2 and R2.4 ask for {rules.COUNTED_CODE_FILE}).", file=script.relpath,
+                       how=script.how, logs=script.logs or None)
     others = [f.relpath for f in submission.files_of(CODE)]
     also = f"; other code here: {_names(others)}" if others else ""
     return finding("files.required", FAIL,
@@ -179,7 +191,7 @@ def _check_metadata_parse(submission: Submission) -> Finding:
 def _check_schema(submission: Submission) -> list[Finding]:
     errors = validation_errors(submission.metadata, "submission")
     if not errors:
-        return [finding("metadata.schema", PASS, f"{submission.metadata_file} matches schemas/submission.schema.json.",
+        return [finding("metadata.schema", PASS, f"{submission.metadata_file} matches harness/schemas/submission.schema.json.",
                         file=submission.metadata_file)]
     return [finding("metadata.schema", FAIL, error, file=submission.metadata_file, json_path=error.split(": ", 1)[0])
             for error in errors]
@@ -208,73 +220,115 @@ def _check_readme_fields(submission: Submission) -> Finding:
 # -- code -----------------------------------------------------------------------------------------
 
 def check_code_bytes(submission: Submission) -> list[Finding]:
-    """R1.2: train_gpt.py's bytes on disk are the counted code bytes; it should be UTF-8 Python source."""
-    entry, reason = _counted_code_or_reason(submission)
-    if entry is None:
-        return [finding("code.bytes", SKIP, reason, file=rules.COUNTED_CODE_FILE)]
-    raw = submission.read_bytes(entry.relpath)
+    """R1.2: the counted code is the submission's script (train_gpt.py, or the file its logs show running:
+    script.counted_script) with the files of the folder it runs; it should be UTF-8 Python source that
+    does something."""
+    script = _script(submission)
+    if script.relpath is None:
+        return [finding("code.bytes", SKIP, _missing_reason(submission), file=rules.COUNTED_CODE_FILE)]
+    relpath = script.relpath
+    raw = submission.read_bytes(relpath)
+    total = script.total_bytes
     values = {"bytes": len(raw), "lines": raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)}
-    if len(raw) >= rules.ARTIFACT_CAP_BYTES:
-        return [finding("code.bytes", FAIL, f"{entry.relpath} alone is {len(raw):,} bytes, not under the "
-                        f"{rules.ARTIFACT_CAP_BYTES:,}-byte cap (R1.1).", file=entry.relpath, **values)]
+    if script.runs:
+        values.update(counted_bytes=total, runs=[f"{r.relpath} ({r.bytes:,} bytes, {r.how} at {r.by})" for r in script.runs])
+    if total >= rules.ARTIFACT_CAP_BYTES:
+        return [finding("code.bytes", FAIL, f"{_counted(script)} alone is {total:,} bytes, not under the "
+                        f"{rules.ARTIFACT_CAP_BYTES:,}-byte cap (R1.1).", file=relpath, **values)]
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
         declared = _declared_encoding(raw)
         if declared and declared != "utf-8":
-            return [finding("code.bytes", WARN, f"{entry.relpath} is {len(raw):,} bytes of {declared} text (PEP 263 "
-                            f"declaration), not UTF-8.", file=entry.relpath, line=line, utf8=False, **values)]
-        return [finding("code.bytes", FAIL, f"{entry.relpath} is {len(raw):,} bytes but not UTF-8 text "
-                        f"(byte 0x{raw[error.start]:02x} on line {line}).", file=entry.relpath, line=line, utf8=False,
+            return [finding("code.bytes", WARN, f"{relpath} is {len(raw):,} bytes of {declared} text (PEP 263 "
+                            f"declaration), not UTF-8.", file=relpath, line=line, utf8=False, **values)]
+        return [finding("code.bytes", FAIL, f"{relpath} is {len(raw):,} bytes but not UTF-8 text "
+                        f"(byte 0x{raw[error.start]:02x} on line {line}).", file=relpath, line=line, utf8=False,
                         **values)]
-    return [finding("code.bytes", PASS, f"{entry.relpath} is {len(raw):,} bytes of UTF-8 text (the counted code, R1.2).",
-                    file=entry.relpath, utf8=True, **values)]
+    if holds_no_code(submission, relpath):
+        return [finding("code.bytes", FAIL, f"{relpath} is {len(raw):,} bytes with no code in it (blank, comments or "
+                        "a docstring): an empty script is not a submission (R2.4).", file=relpath, utf8=True, **values)]
+    notes = []
+    if script.how != NAMED:
+        missing = submission.counted_code() is None
+        notes.append(f"{rules.COUNTED_CODE_FILE} is missing; the counted code is {script.reason}" if missing else
+                     f"the counted code is {script.reason}, not {rules.COUNTED_CODE_FILE}, which is not the script "
+                     "that ran")
+    if script.runs:
+        ran = ", ".join(f"{r.relpath} ({r.bytes:,} bytes, by {r.how} at {r.by})" for r in script.runs)
+        notes.append(f"{relpath} ({len(raw):,} bytes) runs {ran}: {total:,} bytes counted together, since "
+                     f"what runs counts (R1.2 asks for all of it in {rules.COUNTED_CODE_FILE})")
+    if notes:
+        return [finding("code.bytes", WARN, "; ".join(notes) + ".", file=relpath, utf8=True, **values)]
+    return [finding("code.bytes", PASS, f"{relpath} is {len(raw):,} bytes of UTF-8 text (the counted code, R1.2).",
+                    file=relpath, utf8=True, **values)]
 
 
 def check_code_syntax(submission: Submission) -> list[Finding]:
-    """R2.4: train_gpt.py must compile. Parsed with `ast` only: never imported, never run."""
-    entry, reason = _counted_code_or_reason(submission)
-    if entry is None:
-        return [finding("code.syntax", SKIP, reason, file=rules.COUNTED_CODE_FILE)]
-    if entry.size >= rules.ARTIFACT_CAP_BYTES:
-        return [finding("code.syntax", SKIP, f"{entry.relpath} is over the cap; not parsed.", file=entry.relpath)]
-    raw = submission.read_bytes(entry.relpath)
-    try:
-        ast.parse(raw, filename=entry.relpath)  # bytes: honours a PEP 263 declaration and a BOM
-    except SyntaxError as error:
-        excerpt = (error.text or "").strip() or None
-        return [finding("code.syntax", FAIL, f"{entry.relpath} does not parse under {PYTHON}: {error.msg}.",
-                        file=entry.relpath, line=error.lineno if error.lineno and error.lineno > 0 else None,
-                        excerpt=excerpt)]
-    except (ValueError, RecursionError, MemoryError) as error:
-        return [finding("code.syntax", FAIL, f"{entry.relpath} cannot be parsed under {PYTHON}: {error}.",
-                        file=entry.relpath)]
-    return [finding("code.syntax", PASS, f"{entry.relpath} parses under {PYTHON} (checked statically, not run).",
-                    file=entry.relpath)]
+    """R2.4: the script and the files it runs must compile. Parsed with `ast` only: never imported, never run."""
+    script = _script(submission)
+    if script.relpath is None:
+        return [finding("code.syntax", SKIP, _missing_reason(submission), file=rules.COUNTED_CODE_FILE)]
+    if script.total_bytes >= rules.ARTIFACT_CAP_BYTES:
+        return [finding("code.syntax", SKIP, f"{script.relpath} is over the cap; not parsed.", file=script.relpath)]
+    if holds_no_code(submission, script.relpath):
+        return [finding("code.syntax", SKIP, f"{script.relpath} holds no code to parse (see code.bytes).",
+                        file=script.relpath)]
+    for relpath in [script.relpath, *(r.relpath for r in script.runs)]:
+        raw = submission.read_bytes(relpath)
+        if _utf8(raw) and parsed_file(submission, relpath) is not None:
+            continue  # UTF-8 text that script.parsed_file parsed already
+        try:
+            ast.parse(raw, filename=relpath)  # bytes: honours a PEP 263 declaration and a BOM
+        except SyntaxError as error:
+            excerpt = (error.text or "").strip() or None
+            return [finding("code.syntax", FAIL, f"{relpath} does not parse under {PYTHON}: {error.msg}.",
+                            file=relpath, line=error.lineno if error.lineno and error.lineno > 0 else None,
+                            excerpt=excerpt)]
+        except (ValueError, RecursionError, MemoryError) as error:
+            return [finding("code.syntax", FAIL, f"{relpath} cannot be parsed under {PYTHON}: {error}.", file=relpath)]
+    also = f" and the {len(script.runs)} file(s) it runs" if script.runs else ""
+    return [finding("code.syntax", PASS, f"{script.relpath}{also} parse(s) under {PYTHON} (checked statically, not run).",
+                    file=script.relpath)]
 
 
 def check_other_code(submission: Submission) -> list[Finding]:
-    """R1.2: only train_gpt.py is counted; other code files are listed with their sizes for a reviewer."""
-    counted = submission.counted_code()
-    others = [f for f in submission.files_of(CODE) if f is not counted]
+    """R1.2: only the counted code is counted; other code files are listed with their sizes for a reviewer."""
+    script = _script(submission)
+    counted = {script.relpath, *(r.relpath for r in script.runs)} - {None}
+    others = [f for f in submission.files_of(CODE) if f.relpath not in counted]
+    name = _counted(script) if script.relpath else rules.COUNTED_CODE_FILE
     if not others:
-        return [finding("code.other_files", PASS, f"no code besides {rules.COUNTED_CODE_FILE}.")]
+        return [finding("code.other_files", PASS, f"no code besides {name}.")]
     total = sum(f.size for f in others)
-    message = (f"{len(others)} other code file(s), {total:,} bytes, are not counted: only {rules.COUNTED_CODE_FILE} "
+    message = (f"{len(others)} other code file(s), {total:,} bytes, are not counted: only {name} "
                f"is (R1.2); code it uses should live in it.")
     return [Finding("code.other_files", WARN, message,
                     [Evidence(file=f.relpath, values={"bytes": f.size}) for f in others])]
 
 
-def _counted_code_or_reason(submission: Submission):
-    entry = submission.counted_code()
-    if entry is not None:
-        return entry, None
+def _script(submission: Submission) -> CountedScript:
+    return counted_script(submission, parse_submission_logs(submission))
+
+
+def _counted(script: CountedScript) -> str:
+    return script.relpath if not script.runs else f"{script.relpath} with the {len(script.runs)} file(s) it runs"
+
+
+def _missing_reason(submission: Submission) -> str:
     listed = submission.entry(rules.COUNTED_CODE_FILE)
-    if listed is not None:
-        return None, f"{rules.COUNTED_CODE_FILE} is refused (see files.refused)."
-    return None, f"{rules.COUNTED_CODE_FILE} is missing (see files.required)."
+    if listed is not None and listed.refused is not None:
+        return f"{rules.COUNTED_CODE_FILE} is refused (see files.refused)."
+    return f"{rules.COUNTED_CODE_FILE} is missing and no other script is known to run (see files.required)."
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _declared_encoding(raw: bytes) -> str | None:

@@ -14,12 +14,12 @@ import sys
 from rich.console import Console
 
 from harness import __version__
-from harness.cli import cmd_check, cmd_ci, cmd_data, cmd_eval, cmd_run_seeds, cmd_scan, cmd_verify
+from harness.cli import cmd_check, cmd_ci, cmd_data, cmd_eval, cmd_probe, cmd_run_seeds, cmd_scan, cmd_verify
 from harness.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-SUBCOMMANDS = (cmd_check, cmd_verify, cmd_run_seeds, cmd_eval, cmd_ci, cmd_data, cmd_scan)
+SUBCOMMANDS = (cmd_check, cmd_verify, cmd_probe, cmd_run_seeds, cmd_eval, cmd_ci, cmd_data, cmd_scan)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,7 +52,10 @@ def register(subparsers) -> None:
                         help=f"allowed |trusted - claimed| in bpb (default {rules.EVAL_CLAIM_TOLERANCE_BPB:g})")
     parser.add_argument("--env", metavar="KEY=VALUE", action="append", default=[],
                         help="environment variable for the script (its Hyperparameters), repeatable")
-    parser.add_argument("--no-compile", action="store_true", help="no torch.compile on CUDA")
+    parser.add_argument("--compile", choices=("auto", "always", "never"), default="auto",
+                        help="torch.compile on CUDA: auto (when the split is long enough for it to pay), always, never")
+    parser.add_argument("--fp32", action="store_true",
+                        help="evaluate in fp32 (no bf16 autocast, no TF32): the reference to measure bf16 against")
     parser.add_argument("--timeout", type=float, metavar="S", help="wall-clock limit of the worker in seconds")
     add_output_arguments(parser)
     parser.set_defaults(handler=run)
@@ -70,14 +73,15 @@ def run(args: argparse.Namespace) -> int:
     request = EvalRequest(
         submission_dir=str(folder), artifact=str(artifact), dataset_dir=str(dataset_dir.resolve()),
         tokenizer=str(tokenizer.resolve()), seq_len=args.seq_len, stride=args.stride, device=device,
-        max_tokens=args.max_tokens, compile=device == "cuda" and not args.no_compile, env=parse_env(args.env, ()),
+        max_tokens=args.max_tokens, compile=args.compile if device == "cuda" else "never", fp32=args.fp32,
+        env=parse_env(args.env, ()),
     )
     status = Console(stderr=True, highlight=False)
     expected = count_scored(dataset_dir, tokenizer, args.max_tokens)
     status.print(f"eval: {folder.name} on {dataset_dir.name} ({expected[0]:,} tokens), {args.nproc} process(es) on {device}")
+    # The worker's lines (its progress among them) go to stderr, also with --json: stdout stays the result.
     outcome = evaluate_submission(request, nproc=args.nproc, timeout_s=args.timeout or EVAL_TIMEOUT_S, expected=expected,
-                                  on_line=lambda line: status.print(f"  [dim]{line}[/]", markup=True, highlight=False)
-                                  if not args.json else None)
+                                  on_line=lambda line: status.print(f"  {line}", markup=False, highlight=False))
     script = str(folder / rules.COUNTED_CODE_FILE)
     verdict = Verdict(submission=str(folder), stage="eval", findings=rescore_findings(outcome, script))
     if outcome.result is not None:
@@ -86,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             verdict.findings.append(compare_with_claim(outcome.result, claimed[0], args.tolerance, claimed[1]))
         if not args.json:
             print_numbers(outcome.result, outcome.adapter, claimed)
+    if outcome.result is None:  # exit 1 with nothing failed: the console says why (README, exit codes)
+        verdict.measurements["incomplete_because"] = f"eval.rescore: {outcome.reason or 'the worker produced no result'}"
     code = emit_verdict(verdict, args)
     return code if outcome.result is not None else 1
 

@@ -19,7 +19,9 @@ from harness.cli.seeds_view import ProgressReporter, print_results
 from harness.data.location import resolve_data
 from harness.errors import UserError
 from harness.reproduce.record import RecordInfo, write_record
-from harness.reproduce.runner import DEFAULT_TIMEOUT_S, REFERENCE_TRAINER_DIR, RunPlan, read_vocab_size, run_seeds
+from harness.reproduce.runner import (
+    DEFAULT_TIMEOUT_S, REFERENCE_TRAINER_DIR, RunPlan, read_vocab_size, refuse_out_dir_inside_code, run_seeds,
+)
 
 
 def register(subparsers) -> None:
@@ -96,6 +98,7 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
     env = parse_env(args.env)
     dataset_dir, tokenizer = resolve_data(args.data, args.tokenizer)
     out_dir = Path(args.out) if args.out else Path("runs") / f"{code_dir.resolve().name}_{dataset_dir.name}"
+    refuse_out_dir_inside_code(code_dir, out_dir)
     # Read the vocabulary now, so that a bad tokenizer stops us before any seed runs.
     vocab_size = None if "VOCAB_SIZE" in env else read_vocab_size(tokenizer)
     return RunPlan(code_dir=code_dir.resolve(), dataset_dir=dataset_dir.resolve(), tokenizer_path=tokenizer.resolve(),

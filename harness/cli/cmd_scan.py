@@ -2,12 +2,13 @@
 
 Prints one row per rule (or per hit) and the compliance verdict: clean, clean_with_legal_ttt,
 needs_review or flag. `--json` prints an object whose top-level `verdict` is that word, with the
-findings beside it (schemas/compliance_scan.schema.json).
+findings beside it (harness/schemas/compliance_scan.schema.json).
 
 Exit codes: 0 for clean and clean_with_legal_ttt, and for needs_review (a review is a warning, as
-everywhere in the harness: the scan could not decide, it did not find a breach); 1 for flag, and for
-needs_review under --fail-on-review (for gates that want a person to look first); 2 for a path that
-is not there or not Python.
+everywhere in the harness: the scan could not decide, it did not find a breach); 1 for flag, for
+needs_review under --fail-on-review (for gates that want a person to look first), and when nothing
+could be scanned (no Python code that runs, or none that parses: a scan of nothing is no pass); 2 for
+a path that is not there or not Python.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from harness.cli.output import add_output_arguments
-from harness.compliance import CLEAN, CLEAN_WITH_LEGAL_TTT, FLAGGED, NEEDS_REVIEW, ScanReport, load_ruleset, scan_path
+from harness.cli.output import add_output_arguments, write_report_files
+from harness.compliance import (CLEAN, CLEAN_WITH_LEGAL_TTT, FLAGGED, NEEDS_REVIEW, ScanReport, load_ruleset, scan_path,
+                                scanned_nothing)
 from harness.errors import UserError
 from harness.findings import Verdict
-from harness.report import print_console, to_markdown
+from harness.report import print_console
 from harness.schemas import validation_errors
 
 VERDICT_STYLE = {CLEAN: "green", CLEAN_WITH_LEGAL_TTT: "green", NEEDS_REVIEW: "yellow", FLAGGED: "bold red"}
@@ -67,7 +70,7 @@ def scan_json(report: ScanReport) -> dict:
     data = report.to_dict()
     errors = validation_errors(data, "compliance_scan")
     if errors:  # our own output breaking our own schema is a bug, not a user error
-        raise AssertionError("scan does not match schemas/compliance_scan.schema.json: " + "; ".join(errors))
+        raise AssertionError("scan does not match harness/schemas/compliance_scan.schema.json: " + "; ".join(errors))
     return data
 
 
@@ -79,22 +82,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give a submission folder or a .py file to scan (or --rules to list the rules)")
     report = scan_path(args.path)
     verdict = scan_verdict(report)
+    written = write_report_files(verdict, args, markdown_suffix=f"\n**compliance verdict: {report.verdict}**\n")
     if args.json:
         json.dump(scan_json(report), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        console = Console()
-        print_console(verdict, console)
+        console = Console(highlight=False)
+        print_console(verdict, console, show_all=args.all, full_text=str(written[0]) if written else None)
         style = VERDICT_STYLE[report.verdict]
         console.print(f"compliance verdict: [{style}]{report.verdict}[/]", highlight=False)
         for reason in report.reasons:
-            console.print(f"  - {reason}", highlight=False, soft_wrap=True)
-    if args.markdown:
-        text = to_markdown(verdict) + f"\n**compliance verdict: {report.verdict}**\n"
-        try:
-            Path(args.markdown).write_text(text, encoding="utf-8")
-        except OSError as error:
-            raise UserError(f"cannot write the Markdown report ({error.strerror})", args.markdown) from None
+            console.print(Text(f"  - {reason}"))  # wrapped to the terminal; a reason is not markup
+    if scanned_nothing(verdict.findings):
+        Console(stderr=True).print(f"[bold red]scan: nothing in {escape(args.path)} could be scanned[/] (no Python "
+                                   "code that runs, or none that parses): not a pass.", highlight=False, soft_wrap=True)
+        return 1
     if report.verdict == FLAGGED or (report.verdict == NEEDS_REVIEW and args.fail_on_review):
         return 1
     return 0

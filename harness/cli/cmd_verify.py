@@ -18,6 +18,7 @@ from harness.cli.arguments import parse_env, parse_seeds
 from harness.cli.output import add_output_arguments, emit_verdict
 from harness.cli.seeds_view import ProgressReporter
 from harness.errors import UserError
+from harness.probe.split import DEFAULT_PROBE_TOKENS
 from harness.reproduce.runner import DEFAULT_TIMEOUT_S
 
 EXIT = {pipeline.VERIFIED: 0, pipeline.VERIFIED_WITH_WARNINGS: 0, pipeline.NOT_VERIFIED: 1, pipeline.INCOMPLETE: 1}
@@ -52,6 +53,12 @@ def register(subparsers) -> None:
     parser.add_argument("--timeout", metavar="S", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"wall-clock limit per seed in seconds (default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--force", action="store_true", help="rerun finished seeds and evaluations")
+    parser.add_argument("--no-probe", action="store_true",
+                        help="skip the legality probe (a shortened run on a stream of known entropy; harness probe)")
+    parser.add_argument("--probe-tokens", type=int, default=DEFAULT_PROBE_TOKENS, metavar="N",
+                        help=f"length of the probe's validation stream (default {DEFAULT_PROBE_TOKENS:,})")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="run the code even where the OS cannot cut it off the network (no network namespace)")
     add_output_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -86,7 +93,8 @@ def build_plan(args: argparse.Namespace) -> pipeline.VerifyPlan:
         folder=folder.resolve(), out_dir=out_dir.resolve(), seeds=parse_seeds(args.seeds) if args.seeds else None,
         nproc=args.nproc, data=args.data, tokenizer=args.tokenizer, against=args.against, env=parse_env(args.env),
         static_only=args.static_only, artifact=artifact, force=args.force, attention_shim=args.attention_shim,
-        policy=args.policy, timeout_s=args.timeout, device=args.device)
+        policy=args.policy, timeout_s=args.timeout, device=args.device, allow_network=args.allow_network,
+        probe=not args.no_probe, probe_tokens=args.probe_tokens)
 
 
 class VerifyProgress(ProgressReporter):
@@ -95,13 +103,17 @@ class VerifyProgress(ProgressReporter):
     def stage(self, name: str, message: str) -> None:
         self.console.print(f"[bold]{name}[/]: {message}")
 
+    def eval_line(self, seed: int, line: str) -> None:
+        """What the evaluation worker prints (its progress, a failure's traceback), as it comes."""
+        self.console.print(f"  seed {seed}: {line}", markup=False, highlight=False)
+
 
 def run(args: argparse.Namespace) -> int:
     plan = build_plan(args)
     status = Console(stderr=True, highlight=False)
     with VerifyProgress(status) as reporter:
         result = pipeline.verify(plan, reporter)
-    code = emit_verdict(result.verdict, args)
+    code = emit_verdict(result.verdict, args, full_text=result.files.get("markdown"))
     if not args.json:
         console = Console(highlight=False)
         where = ", ".join(str(path) for path in result.files.values())

@@ -11,8 +11,8 @@ never executes submitted code (self-extracting wrappers are decoded, not run).
 """
 
 from harness.compliance.engine import (CLEAN, CLEAN_WITH_LEGAL_TTT, FLAGGED, NEEDS_REVIEW, VERDICTS, ScanReport,
-                                       scan_path, scan_submission)
+                                       scan_path, scan_submission, scanned_nothing)
 from harness.compliance.ruleset import Rule, RuleSet, load_ruleset
 
 __all__ = ["CLEAN", "CLEAN_WITH_LEGAL_TTT", "FLAGGED", "NEEDS_REVIEW", "VERDICTS", "Rule", "RuleSet", "ScanReport",
-           "load_ruleset", "scan_path", "scan_submission"]
+           "load_ruleset", "scan_path", "scan_submission", "scanned_nothing"]

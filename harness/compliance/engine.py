@@ -13,17 +13,19 @@ import ast
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from harness.compliance.detectors import DETECTORS, FLAG, LEGAL, NOTE, REVIEW, Context, DetectorUnavailable, Hit
 from harness.compliance.detectors.escapes import env_reads
 from harness.compliance.flow import Analysis
 from harness.compliance.program import Program
 from harness.compliance.ruleset import TTT, VAL_TRAINING, Rule, RuleSet, load_ruleset
-from harness.compliance.settings import Setting, env_settings
+from harness.compliance.settings import Setting, env_settings, logged_state
 from harness.compliance.sources import ENTRY, REACHED, RUN_ROLES, SourceSet, Unit, sources_for_path, sources_for_submission
 from harness.errors import UserError
 from harness.findings import FAIL, PASS, SKIP, WARN, Evidence, Finding
+from harness.submission.logs import parse_submission_logs
+from harness.submission.script import backing_logs, closest_file, code_texts, counted_script
 
 CLEAN, CLEAN_WITH_LEGAL_TTT, NEEDS_REVIEW, FLAGGED = "clean", "clean_with_legal_ttt", "needs_review", "flag"
 VERDICTS = (CLEAN, CLEAN_WITH_LEGAL_TTT, NEEDS_REVIEW, FLAGGED)
@@ -121,6 +123,10 @@ def scan_path(path: str | Path, ruleset: RuleSet | None = None) -> ScanReport:
         raise UserError("no such file or folder", target)
     if target.is_file() and target.suffix != ".py":
         raise UserError("is not a Python file; give a .py file or a submission folder", target)
+    if target.is_dir():  # a folder: its logs can say which off-by-default settings the run turned on
+        from harness.submission.folder import load_submission
+
+        return scan_submission(load_submission(target), ruleset)
     started = time.perf_counter()
     sources = sources_for_path(target)
     return _scan(str(target), sources, ruleset or load_ruleset(), started)
@@ -129,7 +135,8 @@ def scan_path(path: str | Path, ruleset: RuleSet | None = None) -> ScanReport:
 def scan_submission(submission, ruleset: RuleSet | None = None) -> ScanReport:
     """Scan a folder already loaded by harness.submission.load_submission (what `harness check` holds)."""
     started = time.perf_counter()
-    return _scan(str(submission.path), sources_for_submission(submission), ruleset or load_ruleset(), started)
+    return _scan(str(submission.path), sources_for_submission(submission), ruleset or load_ruleset(), started,
+                 submission)
 
 
 def programs(sources: SourceSet) -> list[list[Unit]]:
@@ -149,7 +156,7 @@ def programs(sources: SourceSet) -> list[list[Unit]]:
     return out
 
 
-def _scan(path: str, sources: SourceSet, ruleset: RuleSet, started: float) -> ScanReport:
+def _scan(path: str, sources: SourceSet, ruleset: RuleSet, started: float, submission=None) -> ScanReport:
     skipped: dict[str, str] = {}
     hits: list[Hit] = []
     run = sources.run_units()
@@ -177,7 +184,9 @@ def _scan(path: str, sources: SourceSet, ruleset: RuleSet, started: float) -> Sc
         for rule in ruleset.rules:
             skipped.setdefault(rule.id, f"{', '.join(broken)} could not be parsed, so the run was not fully read")
     settings = env_settings(run)
-    hits = _dedupe([_unless_enabled(_scope(h, sources), settings) for h in hits], ruleset)
+    logs = _claim_logs(submission)
+    hits = _dedupe([_unless_enabled(_scope(h, sources), settings, submission, _logs_of(h, sources, submission, logs))
+                    for h in hits], ruleset)
     verdict, reasons = _verdict(hits, sources, skipped, ruleset)
     files = [{"label": u.label, "role": u.role, "lines": len(u.lines), "wrapped_by": u.wrapped_by, "parsed_with": u.parsed_with,
               "error": u.error} for u in sources.units]
@@ -193,17 +202,51 @@ def _scope(hit: Hit, sources: SourceSet) -> Hit:
     return hit
 
 
-def _unless_enabled(hit: Hit, settings: dict[str, Setting]) -> Hit:
-    """A flagged path that runs only when an off-by-default setting is turned on is for review: the
-    scanner cannot see the official run's environment."""
+def _unless_enabled(hit: Hit, settings: dict[str, Setting], submission, logs: list[str]) -> Hit:
+    """A flagged path that runs only when an off-by-default setting is turned on is for review, unless
+    the logs behind the claim show the setting on: then it ran, and stays flagged with the log line as
+    evidence (settings.logged_state)."""
     if hit.outcome != FLAG:
         return hit
     off = [settings[flag] for flag, polarity in hit.guards if polarity and flag in settings and settings[flag].off_by_default]
-    if off:
-        hit.outcome = REVIEW
-        hit.reason += (f" — this path runs only when {off[0].env} is set (default {off[0].default!r}, off); check the "
+    if not off:
+        return hit
+    setting = off[0]
+    state = logged_state(setting, submission, logs) if submission is not None and logs else None
+    if state is not None and state.enabled:
+        hit.related.append((state.log, state.line))
+        hit.reason += (f" — this path runs only when {setting.env} is set (default {setting.default!r}, off), and the "
+                       f"run enabled it: {state.log}:{state.line} `{state.text}`")
+        return hit
+    hit.outcome = REVIEW
+    if state is not None:
+        hit.reason += (f" — this path runs only when {setting.env} is set (default {setting.default!r}, off); the run "
+                       f"left it off ({state.log}:{state.line} `{state.text}`)")
+    else:
+        hit.reason += (f" — this path runs only when {setting.env} is set (default {setting.default!r}, off); check the "
                        "official run did not enable it")
     return hit
+
+
+def _logs_of(hit: Hit, sources: SourceSet, submission, logs: list[str]) -> list[str]:
+    """Of the claim's logs, those a run of the hit's file wrote: the log embeds that file (it resembles
+    it most), or embeds nothing and that file is the submission's script."""
+    unit = sources.unit(hit.unit)
+    if unit is None or not logs or hit.outcome != FLAG:
+        return []
+    parsed = parse_submission_logs(submission)
+    code = code_texts(submission)
+    script = counted_script(submission, parsed).relpath
+    ran = {name: (closest_file(code, parsed[name].script) or (None,))[0] if parsed[name].script else script
+           for name in logs}
+    return [name for name in logs if ran[name] == unit.relpath]
+
+
+def _claim_logs(submission) -> list[str]:
+    """The logs behind the claimed score (every log when no claim matched); none for a single file."""
+    if submission is None:
+        return []
+    return backing_logs(submission, parse_submission_logs(submission))
 
 
 def _dedupe(hits: list[Hit], ruleset: RuleSet) -> list[Hit]:
@@ -251,3 +294,10 @@ def _verdict(hits: list[Hit], sources: SourceSet, skipped: dict[str, str], rules
     if legal:
         return CLEAN_WITH_LEGAL_TTT, [f"{h.rule}: {h.reason}" for h in legal]
     return CLEAN, []
+
+
+def scanned_nothing(findings: Iterable[Finding]) -> bool:
+    """True when no rule could be applied (no code that runs, or none that parses): such a scan is not
+    clean, and `harness scan` and the CI gate never pass it."""
+    return not any(f.check.startswith("compliance.") and f.check != "compliance.sources" and f.status != SKIP
+                   for f in findings)

@@ -1,9 +1,12 @@
-"""Settings a submission reads from environment variables, with their defaults.
+"""Settings a submission reads from environment variables, with their defaults, and what its logs say
+about them.
 
 Records read hyperparameters as `x = bool(int(os.environ.get("X_ENABLED", "0")))`, in a class body, at
 module level or in a function. A code path guarded by such a setting whose default is off (0, "",
-false) runs only when the official run sets the variable: the scanner reports such a path, but cannot
-tell whether the run enabled it.
+false) runs only when the official run sets the variable. The code alone cannot tell whether the run
+enabled it; the logs behind the claimed score often can (`logged_state`): a hyperparameter dump that
+states it (`temp_scaling=True`, `  temp_scaling: 1`), or a line the path itself prints, which starts
+with the setting's name (`temp_scaling optimal_T:0.90`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 
 from harness.compliance.names import canonical
 from harness.compliance.sources import Unit
+from harness.errors import UserError
+from harness.submission.logs import parse_submission_logs
 
 ENV_GETTERS = frozenset({"os.environ.get", "os.getenv"})
 OFF = frozenset({"0", "", "false", "no", "off", "none"})
@@ -78,3 +83,51 @@ def _getter_functions(unit: Unit, aliases: dict[str, str]) -> set[str]:
                     found.add(node.name)
                     break
     return found
+
+
+@dataclass(frozen=True)
+class LoggedState:
+    """What a log says about a setting: on or off, and the line that says so."""
+
+    enabled: bool
+    log: str  # the log file, relative to the folder
+    line: int
+    text: str  # the line (or the key and value) as the log states it
+
+
+def logged_state(setting: Setting, submission, log_names: list[str]) -> LoggedState | None:
+    """The first of these logs that states the setting on, else the first that states it off; None when
+    no log says. A stated value counts before a line the path prints."""
+    logs = parse_submission_logs(submission)  # the folder's logs, parsed once per load
+    keys = (setting.name.lower(), setting.env.lower(), setting.env, setting.name)
+    stated = []
+    for name in log_names:
+        log = logs[name]
+        key = next((k for k in keys if k in log.settings), None)
+        if key is not None:
+            value = log.settings[key]
+            stated.append(LoggedState(value.strip().strip("'\"").lower() not in OFF, name, log.setting_lines[key],
+                                      f"{key}={value}"))
+    on = [state for state in stated if state.enabled]
+    if on or stated:
+        return (on or stated)[0]
+    for name in log_names:
+        found = _printed_by_path(setting, submission, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _printed_by_path(setting: Setting, submission, log_name: str) -> LoggedState | None:
+    """A log line that starts with the setting's name and is not a `name=...`/`name: ...` statement:
+    output of the guarded path itself."""
+    try:
+        text = submission.read_text(log_name)
+    except UserError:
+        return None
+    prefix = setting.name.lower()
+    for number, line in enumerate(text.splitlines(), start=1):
+        lowered = line.strip().lower()
+        if lowered.startswith(prefix + " ") and not lowered[len(prefix):].lstrip().startswith(("=", ":")):
+            return LoggedState(True, log_name, number, line.strip()[:160])
+    return None

@@ -239,10 +239,10 @@ def make_manifest(name: str, tokenizer: dict[str, Any], shards: Iterable[dict[st
 
 
 def write_manifest(dataset_dir: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write manifest.json (validated against schemas/dataset_manifest.schema.json) atomically."""
+    """Write manifest.json (validated against harness/schemas/dataset_manifest.schema.json) atomically."""
     errors = validation_errors(manifest, "dataset_manifest")
     if errors:  # our own writer breaking our own schema is a bug
-        raise AssertionError("manifest does not match schemas/dataset_manifest.schema.json: " + "; ".join(errors))
+        raise AssertionError("manifest does not match harness/schemas/dataset_manifest.schema.json: " + "; ".join(errors))
     path = Path(dataset_dir) / MANIFEST_NAME
     partial = path.with_name(MANIFEST_NAME + ".partial")
     partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

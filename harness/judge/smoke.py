@@ -13,6 +13,9 @@ from harness.findings import PASS, SKIP, WARN, Finding, finding
 # the estimate (mixed schemes keep embeddings wider). Unnamed: the baseline's int8.
 QUANT_BITS = {"int4": 4, "int5": 5, "int6": 6, "int8": 8}
 DEFAULT_QUANT = "int8"
+# Quantised weights compress further (zlib/zstd/lzma on int8 of a trained model: about 2x in our reference
+# records, 7.8 MB for 17.1 M int8 weights): an estimate warns only beyond what that could bring under the cap.
+COMPRESSION_HOPE = 2.0
 
 
 def quantisation(source: str) -> str:
@@ -38,10 +41,11 @@ def smoke_findings(status: str, model: dict, reason: str | None, tail: list[str]
     values = dict(model, quantisation=quant, estimated_total_bytes=estimate, cap=rules.ARTIFACT_CAP_BYTES)
     shape = (f"{model['parameters']:,} parameters, {model.get('layers')} layers, width {model.get('width')}, "
              f"vocabulary {model.get('vocab_size')}")
-    if estimate > rules.ARTIFACT_CAP_BYTES:
-        found.append(finding("smoke.model", WARN, f"{shape}; at {quant} the weights alone estimate "
-                             f"{estimate:,} bytes with the code, over the {rules.ARTIFACT_CAP_BYTES:,}-byte cap unless "
-                             "compression shrinks them (an estimate; the rebuild measures)", file=script, **values))
+    if estimate > COMPRESSION_HOPE * rules.ARTIFACT_CAP_BYTES:
+        found.append(finding("smoke.model", WARN, f"{shape}; at {quant} the weights alone take {estimate:,} bytes with "
+                             f"the code: even compressed {COMPRESSION_HOPE:g}x they would not fit the "
+                             f"{rules.ARTIFACT_CAP_BYTES:,}-byte cap (an estimate; the rebuild measures)", file=script,
+                             **values))
     else:
         found.append(finding("smoke.model", PASS, f"{shape}; ≈ {estimate:,} bytes with the code at {quant} before "
                              "compression (an estimate; the rebuild measures)", file=script, **values))

@@ -18,7 +18,8 @@ from typing import Callable
 from harness import rules
 from harness.errors import UserError
 from harness.evaluator import EvalResult
-from harness.reproduce.sandbox import run_sandboxed
+from harness.reproduce.limits import Limits, default_limits
+from harness.reproduce.sandbox import SandboxResult, run_sandboxed
 
 EVAL_TIMEOUT_S = rules.EVAL_TIME_LIMIT_S * rules.REFERENCE_WORLD_SIZE + 600.0  # 8 GPUs' budget on one, plus start-up
 SMOKE_TIMEOUT_S = 300.0  # importing a script and building its model on the CPU
@@ -38,7 +39,8 @@ class EvalRequest:
     device: str = "cpu"
     max_tokens: int | None = None  # score only the first N tokens of the split (quick checks)
     batch_tokens: int | None = None  # None: the evaluator's default
-    compile: bool = False
+    compile: str = "never"  # torch.compile: "auto" (when the split is long enough to pay), "always", "never"
+    fp32: bool = False  # no bf16 autocast and no TF32: the reference a bf16 evaluation is measured against
     env: dict[str, str] = field(default_factory=dict)  # variables for the script (its Hyperparameters)
 
 
@@ -52,6 +54,7 @@ class EvalOutcome:
     log_tail: list[str] = field(default_factory=list)
     expected_tokens: int | None = None  # the parent's own count of the scored tokens and their bytes
     expected_bytes: int | None = None
+    limits: dict[str, str] = field(default_factory=dict)  # each sandbox limit: how it was enforced, or why not
 
 
 @dataclass
@@ -60,6 +63,7 @@ class SmokeOutcome:
     model: dict = field(default_factory=dict)  # parameters, layers, width, vocab_size, seq_len
     reason: str | None = None
     log_tail: list[str] = field(default_factory=list)
+    limits: dict[str, str] = field(default_factory=dict)
 
 
 def outcome_to_json(outcome: EvalOutcome) -> dict:
@@ -82,20 +86,24 @@ def worker_command(request_path: Path, out_path: Path, nproc: int, smoke: bool =
 
 def evaluate_submission(request: EvalRequest, *, nproc: int = 1, timeout_s: float = EVAL_TIMEOUT_S,
                         expected: tuple[int, int] | None = None,
-                        on_line: Callable[[str], None] | None = None) -> EvalOutcome:
+                        on_line: Callable[[str], None] | None = None, limits: Limits | None = None) -> EvalOutcome:
     """Run the worker in the sandbox and collect its outcome. `expected` = (tokens, bytes) the parent
-    counted itself; judge.rescore compares them with the worker's."""
+    counted itself; judge.rescore compares them with the worker's. `limits`: harness policy when None
+    (address space bounded on the CPU only)."""
+    limits = limits or default_limits(timeout_s, uses_cuda=request.device.startswith("cuda"))
     with tempfile.TemporaryDirectory(prefix="pgolf-eval-") as work:
         request_path, out_path = Path(work, "request.json"), Path(work, "result.json")
         request_path.write_text(json.dumps(asdict(request)), encoding="utf-8")
         sandboxed = run_sandboxed(worker_command(request_path, out_path, nproc), cwd=work, timeout_s=timeout_s,
-                                  env=request.env, on_line=on_line)
+                                  env=request.env, on_line=on_line, limits=limits)
         data = _read_json(out_path)
-    outcome = EvalOutcome(status="error", log_tail=sandboxed.tail)
+    outcome = EvalOutcome(status="error", log_tail=sandboxed.tail, limits=sandboxed.enforced)
     if expected is not None:
         outcome.expected_tokens, outcome.expected_bytes = expected
     if sandboxed.timed_out:
         outcome.reason = f"the evaluation worker ran past its {timeout_s:.0f} s limit and was stopped"
+    elif _stopped(sandboxed):
+        outcome.reason = _stopped(sandboxed, data)
     elif data is None:
         outcome.reason = f"the evaluation worker exited with status {sandboxed.returncode} and wrote no result"
     else:
@@ -114,23 +122,36 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def smoke_submission(code_dir: Path, *, env: dict[str, str], timeout_s: float = SMOKE_TIMEOUT_S) -> SmokeOutcome:
+def _stopped(sandboxed: SandboxResult, data: dict | None = None) -> str | None:
+    """Why the sandbox stopped the worker (a failed confinement, a limit), with what the worker said."""
+    why = sandboxed.sandbox_error or sandboxed.limit_message
+    if why and data and data.get("reason"):
+        why += f"; the worker reported {data['reason']}"
+    return why
+
+
+def smoke_submission(code_dir: Path, *, env: dict[str, str], timeout_s: float = SMOKE_TIMEOUT_S,
+                     limits: Limits | None = None) -> SmokeOutcome:
     """Import the script in the sandbox on the CPU and build its model untrained: verify's smoke stage."""
     request = EvalRequest(submission_dir=str(code_dir), artifact="", dataset_dir="", tokenizer="", env=env)
     with tempfile.TemporaryDirectory(prefix="pgolf-smoke-") as work:
         request_path, out_path = Path(work, "request.json"), Path(work, "result.json")
         request_path.write_text(json.dumps(asdict(request)), encoding="utf-8")
         sandboxed = run_sandboxed(worker_command(request_path, out_path, 1, smoke=True), cwd=work,
-                                  timeout_s=timeout_s, env={"CUDA_VISIBLE_DEVICES": "", **env})
+                                  timeout_s=timeout_s, env={"CUDA_VISIBLE_DEVICES": "", **env},
+                                  limits=limits or default_limits(timeout_s, uses_cuda=False))
         data = _read_json(out_path)
     if sandboxed.timed_out:
         return SmokeOutcome("error", reason=f"importing the script took longer than {timeout_s:.0f} s",
-                            log_tail=sandboxed.tail)
+                            log_tail=sandboxed.tail, limits=sandboxed.enforced)
+    if _stopped(sandboxed):
+        return SmokeOutcome("error", reason=_stopped(sandboxed, data), log_tail=sandboxed.tail,
+                            limits=sandboxed.enforced)
     if data is None:
         return SmokeOutcome("error", reason=f"the worker exited with status {sandboxed.returncode} and wrote no result",
-                            log_tail=sandboxed.tail)
+                            log_tail=sandboxed.tail, limits=sandboxed.enforced)
     return SmokeOutcome(data.get("status", "error"), model=dict(data.get("model") or {}), reason=data.get("reason"),
-                        log_tail=sandboxed.tail)
+                        log_tail=sandboxed.tail, limits=sandboxed.enforced)
 
 
 def choose_device(asked: str | None) -> str:

@@ -2,7 +2,7 @@
 
 The folder holds what a pull request to records/ holds (R6.1): README.md (what ran, the scores, how to
 reproduce it), submission.json (the mean score and per-seed results, valid against
-schemas/submission.schema.json), one log per seed named train_seed<SEED>.log (the script's own log,
+harness/schemas/submission.schema.json), one log per seed named train_seed<SEED>.log (the script's own log,
 which embeds its source), and the train_gpt.py that ran. Artifacts are not copied: the folder stays
 small enough to commit.
 """

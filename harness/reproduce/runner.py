@@ -27,6 +27,7 @@ from typing import Callable, Protocol
 from harness import rules, stats
 from harness.errors import UserError
 from harness.submission.logs import parse_log
+from harness.reproduce.limits import Limits, default_limits
 from harness.reproduce.sandbox import run_sandboxed
 
 REFERENCE_TRAINER_DIR = Path(__file__).resolve().parents[2] / "reference_train"
@@ -57,6 +58,7 @@ class RunPlan:
     timeout_s: float = DEFAULT_TIMEOUT_S
     vocab_size: int | None = None  # None: read from the tokenizer
     extra_files: tuple[Path, ...] = ()  # copied beside the script in every work dir (e.g. the attention shim)
+    limits: Limits | None = None  # None: harness policy (rules.SANDBOX_*) for timeout_s, CUDA or not as here
 
     @property
     def script(self) -> Path:
@@ -91,6 +93,8 @@ class SeedResult:
     env: dict[str, str] = field(default_factory=dict)  # what the runner set for the script
     hardware: str = ""
     network_isolated: bool = False  # the run had no network (a fresh network namespace)
+    limits: dict[str, str] = field(default_factory=dict)  # each sandbox limit: how it was enforced, or why not
+    limit: str | None = None  # the sandbox limit that stopped the run (memory, processes, output, ...), if one did
     reused: bool = False  # loaded from an earlier run, not rerun now (not written to json)
 
     @property
@@ -236,6 +240,16 @@ def describe_hardware(nproc: int) -> str:
     return f"CPU {_cpu_model()} ({cores} cores)"
 
 
+def _cuda_available() -> bool:
+    """Whether runs here may use CUDA (then RLIMIT_AS, which breaks CUDA, is not applied)."""
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
@@ -255,13 +269,15 @@ def run_seed(plan: RunPlan, seed: int, on_line: Callable[[str], None] | None = N
     command = trainer_command(plan)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     console_log = directory / "console.txt"
+    limits = plan.limits or default_limits(plan.timeout_s, uses_cuda=_cuda_available())
     sandboxed = run_sandboxed(command, cwd=directory, timeout_s=plan.timeout_s, env=env,
-                              log_path=console_log, on_line=on_line)
+                              log_path=console_log, on_line=on_line, limits=limits)
     result = SeedResult(
         seed=seed, status=OK, work_dir=_relative(directory, plan.out_dir),
         console_log=_relative(console_log, plan.out_dir), returncode=sandboxed.returncode,
         wall_s=round(sandboxed.wall_s, 3), started_at=started_at, tail=sandboxed.tail,
         command=command, env=env, hardware=hardware, network_isolated=sandboxed.network_isolated,
+        limits=sandboxed.enforced, limit=sandboxed.limit,
     )
     script_log = directory / "logs" / f"{run_id(seed)}.txt"
     _fill_metrics(result, script_log if script_log.is_file() else console_log, plan.out_dir)
@@ -289,8 +305,12 @@ def _fill_metrics(result: SeedResult, log_path: Path, out_dir: Path) -> None:
 
 
 def _outcome(sandboxed, result: SeedResult, timeout_s: float) -> tuple[str, str | None]:
+    if sandboxed.sandbox_error:
+        return FAILED, sandboxed.sandbox_error
     if sandboxed.timed_out:
         return TIMEOUT, f"killed after the time limit of {timeout_s:g} s"
+    if sandboxed.limit is not None:
+        return FAILED, sandboxed.limit_message
     if sandboxed.returncode != 0:
         return FAILED, f"exited with status {sandboxed.returncode}"
     if result.val_bpb is None:
@@ -334,8 +354,16 @@ def plan_fingerprint(plan: RunPlan) -> dict:
     } | ({"extra_files": [path.name for path in plan.extra_files]} if plan.extra_files else {})
 
 
+def refuse_out_dir_inside_code(code_dir: Path, out_dir: Path) -> None:
+    """Every work dir is a copy of the code folder: a run dir inside it would be copied into itself."""
+    if out_dir.resolve().is_relative_to(code_dir.resolve()):
+        raise UserError("is inside the submission folder, which every run copies; choose another --out", out_dir)
+
+
 def check_out_dir(plan: RunPlan, force: bool) -> None:
-    """Refuse to mix runs of another configuration into `out_dir` (their seeds would be reused as ours)."""
+    """Refuse a run dir inside the code folder, and to mix runs of another configuration into `out_dir`
+    (their seeds would be reused as ours)."""
+    refuse_out_dir_inside_code(plan.code_dir, plan.out_dir)
     path = plan.out_dir / "plan.json"
     current = plan_fingerprint(plan)
     if path.is_file() and not force:

@@ -72,6 +72,8 @@ class Submission:
     metadata_error: str | None = None  # why submission.json could not be parsed
     metadata_error_line: int | None = None  # where in metadata_file, when the error has a place
     metadata_warnings: list[str] = field(default_factory=list)  # parsed, but e.g. a key given twice
+    # what readers derive from the files, computed once per load (parsed logs, the counted script)
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def files_of(self, kind: str) -> list[SubmissionFile]:
         return [f for f in self.files if f.kind == kind and f.refused is None]

@@ -21,6 +21,10 @@ Format families found in the accepted records (../shared/fixtures/records, 2026-
 - "unknown": none of the above (summaries, custom loggers); whatever final metric lines it has are
   still read.
 
+Hyperparameters a log prints before training (a `Hyperparameters:` block, `key=value` dumps, lines of
+`key:value` pairs) are kept as `RunLog.settings`, as printed: what the run had in force, for telling
+configurations apart and for seeing which off-by-default paths a run enabled.
+
 Which final metric is "the score" of a log: `RunLog.score()` is the last non-diagnostic evaluation line
 of the log (the script's last word on the final model: roundtrip, then sliding window, then test-time
 training). Diagnostic evaluations (`diagnostic ...`, `DIAGNOSTIC ...`, pre-quantisation and post-EMA
@@ -88,7 +92,8 @@ _TOKENIZER = re.compile(r"(?:^|\s)tokenizer_path(?:=|:\s*)([^\s=]+)(?=\s|$)")
 _TOKENIZER_KIND = re.compile(r"tokenizer_kind=(\w+)")
 _VOCAB = re.compile(r"(?:^\s*vocab_size:\s*|(?:^|\s)vocab_size=)(\d+)\b")
 _GPU = re.compile(r"^\|\s+(\d+)\s+(NVIDIA [^|]*?|Tesla [^|]*?)\s+(?:On|Off)\s+\|")
-_HPARAM_LINE = re.compile(r"^  [A-Za-z_][\w.]*: ")
+_HPARAM_LINE = re.compile(r"^  ([A-Za-z_][\w.]*): (.*)$")
+_KV_TOKEN = re.compile(r"(?:^|\s)([A-Za-z_][\w.]*)[:=](\S+)")
 
 DIAGNOSTIC_MARKERS = ("diagnostic", "pre-quant", "pre_quant", "prequant", "post_ema", "post-ema")
 
@@ -168,6 +173,10 @@ class RunLog:
     code_bytes_uncompressed: int | None = None
     total_bytes: int | None = None  # code + compressed model, as the log states it
     metrics: list[EvalMetric] = field(default_factory=list)  # every final evaluation, in order
+    # hyperparameters as printed: a `Hyperparameters:` block's `  key: value` lines, lines of several
+    # `key=value` / `key:value` pairs, and lines that are one such pair; key -> value, first statement kept
+    settings: dict[str, str] = field(default_factory=dict)
+    setting_lines: dict[str, int] = field(default_factory=dict)  # key -> 1-based line it came from
     script: str | None = None  # the embedded training script, when the log holds one
     script_lines: tuple[int, int] | None = None  # its first and last 1-based line
     lines: dict[str, int] = field(default_factory=dict)  # field name -> 1-based line it came from
@@ -202,9 +211,12 @@ class RunLog:
 
 
 def parse_submission_logs(submission: Submission) -> dict[str, RunLog]:
-    """Every readable log of a submission folder, parsed, keyed by its path inside the folder."""
-    return {entry.relpath: parse_log(submission.file(entry.relpath), name=entry.relpath)
-            for entry in submission.files_of(LOG)}
+    """Every readable log of a submission folder, parsed, keyed by its path inside the folder (parsed
+    once per loaded folder: the folder checks and the claims read the same logs)."""
+    if "logs" not in submission.derived:
+        submission.derived["logs"] = {entry.relpath: parse_log(submission.file(entry.relpath), name=entry.relpath)
+                                      for entry in submission.files_of(LOG)}
+    return submission.derived["logs"]
 
 
 def parse_log(source: Path | str | bytes, name: str | None = None) -> RunLog:
@@ -466,6 +478,22 @@ class _Parser:
         return False
 
     def _facts(self, line: str, number: int) -> None:
+        self._known_facts(line, number)
+        if not self.run.steps and not self.run.val_points:  # settings are printed before training
+            self._hyperparameters(line, number)
+
+    def _hyperparameters(self, line: str, number: int) -> None:
+        """Record the `key: value` / `key=value` statements of a line (after a run start resets them)."""
+        match = _HPARAM_LINE.match(line)
+        pairs = [(match[1], match[2].strip())] if match else _KV_TOKEN.findall(line)
+        if not pairs or (len(pairs) == 1 and not match and " " in line.strip()):
+            return  # one pair inside prose ("temp_scaling optimal_T:0.90") is output, not a setting
+        for key, value in pairs:
+            if key not in self.run.settings:
+                self.run.settings[key] = value
+                self.run.setting_lines[key] = number
+
+    def _known_facts(self, line: str, number: int) -> None:
         run = self.run
         if line.startswith("val_bpb:enabled"):  # the baseline logger's first line of a run
             self._new_run_if_finished(number)

@@ -4,11 +4,19 @@ A claim is matched against the logs within a tolerance (`claim_tolerance`), tryi
 1. the mean over the seeds: one log per distinct seed (restricted to the claimed seeds when listed),
    every choice when a seed has several logs (a rerun beside the original), all of one eval mode;
 2. the mean over every log of one eval mode (runs that logged the same seed still count once each);
-3. a single log's value in any eval mode.
+3. a single log's value in any eval mode;
+4. only when none of these matches: the mean over the logs of one mode and one configuration (the same
+   model size, sequence length, batch and code bytes as far as the logs state them), one log per seed,
+   when the folder holds runs of other configurations too: a claim that averages the two long-context
+   runs of a study beside its other runs.
 Means over more runs are tried first; modes are tried latest-printed first, diagnostic ones last. The
 first match says which mode is "the score" and which runs make it. When nothing matches, the score is
 each log's own score (`RunLog.score()`: its last non-diagnostic final metric) in the mode most logs end
 with, and the rule says so.
+
+Claims are read under every key accepted records use for them (`SCORE_ALIASES`, `TOTAL_ALIASES`, ...);
+the other numbers a submission.json states beside its score (a pre-quantisation value, another mode's
+mean) are `SecondaryClaim`s, each checked against anything the logs state.
 """
 
 from __future__ import annotations
@@ -27,6 +35,27 @@ from harness.stats import Sample
 MAX_COMBINATIONS = 256  # choices of one log per seed tried when seeds have several logs
 SCORE_KEYS = ("val_bpb", "val_loss")
 MODEL_BYTES_KEYS = ("bytes_model", "bytes_model_compressed", "bytes_model_int8_zlib", "bytes_model_int6_zstd")
+# The keys accepted records state each claim under (records/ and fixtures/records/, 2026-03 to 2026-05),
+# the canonical one first; a later alias with another value is checked as a secondary claim.
+SCORE_ALIASES = {"val_bpb": ("val_bpb", "mean_val_bpb", "mean_bpb"),
+                 "val_loss": ("val_loss", "mean_val_loss", "val_loss_nats", "mean_val_loss_nats")}
+TOTAL_ALIASES = ("bytes_total", "artifact_bytes", "artifact_size_bytes", "artifact_bytes_max")
+CODE_ALIASES = ("bytes_code", "code_bytes")
+SEED_ALIASES = {"val_bpb": ("val_bpb", "val_var_bpb"), "val_loss": ("val_loss",),
+                "artifact_bytes": ("artifact_bytes", "bytes_total")}
+# Numbers stated beside the score: key -> the metric it is a value of.
+SECONDARY_SCORE_KEYS = {
+    "sliding_val_bpb": "val_bpb", "val_bpb_roundtrip": "val_bpb", "int6_zstd_val_bpb": "val_bpb",
+    "post_quant_standard_val_bpb": "val_bpb", "pre_quant_val_bpb": "val_bpb", "quant_roundtrip_mean_bpb": "val_bpb",
+    "post_ema_mean_bpb": "val_bpb", "pre_ttt_sliding_mean": "val_bpb", "sliding_bpb_mean": "val_bpb",
+    "best_10min_byte260_val_bpb": "val_bpb", "best_10min_sp1024_val_bpb": "val_bpb",
+    "val_loss_roundtrip": "val_loss", "val_loss_sliding": "val_loss", "int6_zstd_val_loss": "val_loss",
+    "post_quant_standard_val_loss": "val_loss", "pre_quant_val_loss": "val_loss",
+}
+SECONDARY_SEED_KEYS = {"pre_ttt_val_bpb": "val_bpb", "pre_ttt_sliding_bpb": "val_bpb"}
+# Sizes stated beside the total: key -> "mean" (of the runs' totals) or "single" (one run's total).
+SECONDARY_TOTAL_KEYS = {"artifact_bytes_mean": "mean", "best_10min_byte260_bytes_total": "single",
+                        "best_10min_sp1024_bytes_total": "single"}
 
 
 @dataclass
@@ -56,7 +85,20 @@ class Match:
         if self.kind == "single":
             run = self.runs[0]
             return f"{run.log}:{run.metric.line} ({self.mode}) = {self.value:.8g}"
-        return f"the mean of {self.mode} over {len(self.runs)} runs ({_names(self.runs)}) = {self.value:.8g}"
+        of = "a subset of the logs, one configuration: " if self.kind == "subset" else ""
+        return f"the mean of {self.mode} over {len(self.runs)} runs ({of}{_names(self.runs)}) = {self.value:.8g}"
+
+
+@dataclass
+class SecondaryClaim:
+    """A number submission.json states beside its score (`SECONDARY_*_KEYS`, or an alias whose value
+    differs from the canonical key's): checked against every value the logs state."""
+
+    key: str
+    metric: str  # "val_bpb", "val_loss" or "bytes_total"
+    value: float
+    seed: int | None = None  # a per-seed value
+    kind: str = "single"  # for sizes: "mean" or "single"
 
 
 @dataclass
@@ -72,6 +114,11 @@ class ClaimedValues:
     bytes_model: tuple[str, int] | None = None  # (key, value)
     hardware: str | None = None
     problems: list[str] = field(default_factory=list)
+    keys: dict[str, str] = field(default_factory=dict)  # claim -> the key submission.json states it under
+    secondary: list[SecondaryClaim] = field(default_factory=list)
+
+    def key(self, claim: str) -> str:
+        return self.keys.get(claim, claim)
 
 
 @dataclass
@@ -116,10 +163,10 @@ def claimed_values(metadata: Mapping[str, Any] | None) -> ClaimedValues:
     claims = ClaimedValues()
     if not isinstance(metadata, Mapping):
         return claims
-    claims.val_bpb = _number(metadata, "val_bpb", claims.problems, positive=True)
-    claims.val_loss = _number(metadata, "val_loss", claims.problems, positive=True)
-    total = _number(metadata, "bytes_total", claims.problems, integer=True)
-    code = _number(metadata, "bytes_code", claims.problems, integer=True)
+    for claim, aliases in SCORE_ALIASES.items():
+        setattr(claims, claim, _aliased(metadata, claim, aliases, claims, claim, positive=True))
+    total = _aliased(metadata, "bytes_total", TOTAL_ALIASES, claims, "bytes_total", integer=True)
+    code = _aliased(metadata, "bytes_code", CODE_ALIASES, claims, "bytes_code", integer=True)
     claims.bytes_total = int(total) if total is not None else None
     claims.bytes_code = int(code) if code is not None else None
     for key in MODEL_BYTES_KEYS:
@@ -127,22 +174,52 @@ def claimed_values(metadata: Mapping[str, Any] | None) -> ClaimedValues:
         if value is not None:
             claims.bytes_model = (key, int(value))
             break
-    hardware = metadata.get("hardware", metadata.get("gpu"))
-    claims.hardware = hardware if isinstance(hardware, str) else None
-    claims.per_seed = _per_seed(metadata, claims.problems)
+    for key, metric in SECONDARY_SCORE_KEYS.items():
+        value = _number(metadata, key, claims.problems, positive=True)
+        if value is not None:
+            claims.secondary.append(SecondaryClaim(key, metric, value))
+    for key, kind in SECONDARY_TOTAL_KEYS.items():
+        value = _number(metadata, key, claims.problems, integer=True)
+        if value is not None:
+            claims.secondary.append(SecondaryClaim(key, "bytes_total", value, kind=kind))
+    hardware = next((metadata[k] for k in ("hardware", "gpu", "platform") if isinstance(metadata.get(k), str)), None)
+    claims.hardware = hardware
+    claims.per_seed = _per_seed(metadata, claims.problems, claims.secondary)
     claims.seeds = _seeds(metadata, claims.per_seed)
     return claims
 
 
+def _aliased(metadata: Mapping[str, Any], claim: str, aliases: tuple[str, ...], claims: ClaimedValues,
+             metric: str, **checks: bool) -> float | None:
+    """The claim under its first alias present; later aliases stating another value are secondary."""
+    found = None
+    for key in aliases:
+        value = _number(metadata, key, claims.problems, **checks)
+        if value is None:
+            continue
+        if found is None:
+            found, claims.keys[claim] = value, key
+        elif value != found:
+            claims.secondary.append(SecondaryClaim(key, metric, value))
+    return found
+
+
 def match_claim(run_logs: Mapping[str, RunLog], key: str, claimed: float, seeds: list[int] | None = None,
-                single_only: bool = False) -> Match | None:
+                single_only: bool = False, subsets: bool = True) -> Match | None:
     """The way the logs give the claimed value within tolerance (see the module docstring), or None.
     Among the ways that round to the claim as written (1.100 for 1.1003), the one over the most runs
     wins; otherwise the closest."""
+    found = _best(_candidates(run_logs, key, claimed, seeds, single_only), claimed)
+    if found is None and subsets and not single_only:
+        found = _best(_subset_candidates(run_logs, key, claimed), claimed)
+    return found
+
+
+def _best(candidates, claimed: float) -> Match | None:
     best: tuple | None = None
     found: Match | None = None
     written = 0.5 * 10.0 ** -_decimals(claimed)
-    for order, candidate in enumerate(_candidates(run_logs, key, claimed, seeds, single_only)):
+    for order, candidate in enumerate(candidates):
         distance = abs(candidate.value - claimed)
         rounding = max(run.metric.rounding for run in candidate.runs)
         rank = ((0, -len(candidate.runs), distance, order) if distance <= written + rounding
@@ -150,6 +227,31 @@ def match_claim(run_logs: Mapping[str, RunLog], key: str, claimed: float, seeds:
         if best is None or rank < best:
             best, found = rank, candidate
     return found
+
+
+def _subset_candidates(run_logs: Mapping[str, RunLog], key: str, claimed: float):
+    """Means over the logs of one configuration (two runs or more, when the mode has runs of other
+    configurations too): one log per seed when a seed has several. Not arbitrary subsets: with a
+    handful of runs some pair's mean lands within the tolerance of any claim."""
+    for mode in _modes_in_preference_order(run_logs):
+        groups: dict[tuple, dict[str, RunLog]] = {}
+        for name, log in sorted(run_logs.items()):
+            if mode in log.finals:
+                groups.setdefault(configuration(log), {})[name] = log
+        if len(groups) < 2:
+            continue
+        for logs in groups.values():
+            for runs in _seed_choices(logs, mode, None) if len(logs) > 1 else ():
+                for match in _mean_match(key, claimed, mode, runs):
+                    yield Match(match.key, match.claimed, match.value, "subset", match.mode, match.runs)
+
+
+def configuration(log: RunLog) -> tuple:
+    """What a log states about the run's setup besides its seed: runs that agree are of one configuration."""
+    settings = log.settings
+    return (log.model_params, log.world_size, log.code_bytes, log.val_token_count,
+            settings.get("train_seq_len"), settings.get("train_batch_tokens"), settings.get("num_layers"),
+            settings.get("model_dim"))
 
 
 def _candidates(run_logs: Mapping[str, RunLog], key: str, claimed: float, seeds: list[int] | None,
@@ -181,20 +283,41 @@ def score_submission(run_logs: Mapping[str, RunLog], claims: ClaimedValues) -> S
         if found:
             return SubmissionScore(found.mode, found.runs, f"the mode whose value matches the claimed {key}: "
                                    f"{found.describe()}", found)
+    for key, other in zip(SCORE_KEYS, reversed(SCORE_KEYS)):  # a val_bpb stated under val_loss, or the reverse
+        claimed = getattr(claims, key)
+        found = match_claim(run_logs, other, claimed, claims.seeds) if claimed is not None else None
+        if found:
+            return SubmissionScore(found.mode, found.runs, f"the mode whose {other} matches the claimed {key} (a "
+                                   f"value stated under the wrong key): {found.describe()}", found)
     return _default_score(run_logs)
 
 
-def per_seed_matches(run_logs: Mapping[str, RunLog], claims: ClaimedValues, key: str
-                     ) -> list[tuple[int, float, Match | None, list[str]]]:
-    """For each seed with a claimed `key`: (seed, claimed value, the log line matching it or None,
-    the logs that state that seed)."""
+@dataclass
+class SeedResult:
+    """A per-seed claim and what the logs say about it."""
+
+    seed: int
+    claimed: float
+    match: Match | None  # the line of that seed's log matching the claim
+    logs: list[str]  # the logs that state that seed
+    elsewhere: Match | None = None  # no log of that seed matches, but this log of another seed does
+
+
+def per_seed_matches(run_logs: Mapping[str, RunLog], claims: ClaimedValues, key: str) -> list[SeedResult]:
+    """For each seed with a claimed `key`: the log line matching it, or (a mislabelled seed) the line of
+    another seed's log that does, when no claimed seed already owns that log."""
     results = []
     for seed, values in sorted(claims.per_seed.items()):
         if key not in values:
             continue
         logs = {name: log for name, log in run_logs.items() if log.seed == seed}
         found = match_claim(logs, key, values[key], single_only=True) if logs else None
-        results.append((seed, values[key], found, sorted(logs)))
+        result = SeedResult(seed, values[key], found, sorted(logs))
+        if found is None:
+            others = {name: log for name, log in run_logs.items()
+                      if log.seed != seed and log.seed not in claims.per_seed}
+            result.elsewhere = match_claim(others, key, values[key], single_only=True) if others else None
+        results.append(result)
     return results
 
 
@@ -271,7 +394,8 @@ def _number(metadata: Mapping[str, Any], key: str, problems: list[str], *, posit
     return float(value)
 
 
-def _per_seed(metadata: Mapping[str, Any], problems: list[str]) -> dict[int, dict[str, float]]:
+def _per_seed(metadata: Mapping[str, Any], problems: list[str], secondary: list[SecondaryClaim]
+              ) -> dict[int, dict[str, float]]:
     """Per-seed values from `seed_results` or `seeds` as a mapping, or `seeds` + `seed_scores` lists."""
     result: dict[int, dict[str, float]] = {}
     table = metadata.get("seed_results")
@@ -284,11 +408,17 @@ def _per_seed(metadata: Mapping[str, Any], problems: list[str]) -> dict[int, dic
                 problems.append(f"per-seed entry {str(raw_seed)[:40]!r} is not a seed with a table of values")
                 continue
             values = {}
-            for key in (*SCORE_KEYS, "artifact_bytes"):
-                value = _number(entry, key, problems, positive=key != "artifact_bytes",
-                                integer=key == "artifact_bytes")
+            for key, aliases in SEED_ALIASES.items():
+                for alias in aliases:
+                    value = _number(entry, alias, problems, positive=key != "artifact_bytes",
+                                    integer=key == "artifact_bytes")
+                    if value is not None:
+                        values[key] = value
+                        break
+            for key, metric in SECONDARY_SEED_KEYS.items():
+                value = _number(entry, key, problems, positive=True)
                 if value is not None:
-                    values[key] = value
+                    secondary.append(SecondaryClaim(key, metric, value, seed=seed))
             result[seed] = values
     seeds, scores = metadata.get("seeds"), metadata.get("seed_scores")
     if not result and isinstance(seeds, list) and isinstance(scores, list):

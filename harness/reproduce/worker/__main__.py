@@ -43,10 +43,14 @@ def import_script(path: Path) -> ModuleType:
 def run(request: EvalRequest, device: str, rank: int) -> dict:
     from harness.data.bytes import build_byte_table
     from harness.data.shards import load_tokens
-    from harness.evaluator import DEFAULT_BATCH_TOKENS, evaluate
+    from harness.evaluator import COMPILE_MIN_WINDOWS, DEFAULT_BATCH_TOKENS, evaluate
 
     module = import_script(Path(request.submission_dir) / rules.COUNTED_CODE_FILE)
-    handle = build_model(module, request.artifact, device, request.seq_len)
+    if request.fp32:
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    handle = build_model(module, request.artifact, device, request.seq_len, fp32=request.fp32)
     tokens = load_tokens(request.dataset_dir, request.split)
     if request.max_tokens:
         tokens = tokens[: request.max_tokens]
@@ -54,9 +58,21 @@ def run(request: EvalRequest, device: str, rank: int) -> dict:
     stride = min(request.stride, handle.seq_len)
     if stride < request.stride:  # a window no longer than the stride: windows side by side, none overlapping
         handle.notes.append(f"stride {stride}: the model's window of {handle.seq_len} is shorter than {request.stride}")
-    result = evaluate(handle.logits_fn, tokens, table, seq_len=handle.seq_len, stride=stride, device=device,
-                      batch_tokens=request.batch_tokens or DEFAULT_BATCH_TOKENS,
-                      compile=request.compile and handle.compilable, progress=rank == 0)
+    settings = dict(seq_len=handle.seq_len, stride=stride, device=device,
+                    batch_tokens=request.batch_tokens or DEFAULT_BATCH_TOKENS, progress=rank == 0)
+    windows = max(len(tokens) - 1, 0) // stride
+    compiled = handle.compilable and (request.compile == "always"
+                                      or (request.compile == "auto" and windows >= COMPILE_MIN_WINDOWS))
+    try:
+        result = evaluate(handle.logits_fn, tokens, table, compile=compiled, **settings)
+    except Exception as error:
+        if not compiled:
+            raise
+        # torch.compile could not take this script's model: the same arithmetic eagerly, only slower.
+        handle.notes.append(f"torch.compile failed ({type(error).__name__}: {str(error)[:200]}); evaluated eagerly")
+        result = evaluate(handle.logits_fn, tokens, table, compile=False, **settings)
+    if compiled and "evaluated eagerly" not in " ".join(handle.notes):
+        handle.notes.append("compiled with torch.compile")
     return {"status": "ok", "adapter": handle.adapter, "notes": handle.notes, "result": result.to_dict()}
 
 

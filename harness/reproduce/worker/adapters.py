@@ -140,11 +140,12 @@ class ModelHandle:
     vocab_size: int
     adapter: str  # "hook" or "auto"
     notes: list[str] = field(default_factory=list)
-    compilable: bool = True  # False when logits are captured by patching (torch.compile would not see it)
+    compilable: bool = True  # torch.compile may take logits_fn (the worker falls back to eager if it fails)
 
 
-def build_model(module: Any, artifact: str, device: str, seq_len: int | None = None) -> ModelHandle:
-    """The model of an imported submission module, by the hook, the auto-adapter, or AdapterSkip."""
+def build_model(module: Any, artifact: str, device: str, seq_len: int | None = None, fp32: bool = False) -> ModelHandle:
+    """The model of an imported submission module, by the hook, the auto-adapter, or AdapterSkip. With
+    `fp32`, the auto-adapter runs the model without bf16 autocast (a hook's model keeps its own precision)."""
     if callable(getattr(module, HOOK_NAME, None)):
         return _from_hook(module, artifact, device, seq_len)
     missing = [name for name in ("Hyperparameters", "GPT") if not inspect.isclass(getattr(module, name, None))]
@@ -153,7 +154,7 @@ def build_model(module: Any, artifact: str, device: str, seq_len: int | None = N
     if missing:
         raise AdapterSkip(f"the script defines no {HOOK_NAME}(artifact_path, device) hook, and is not of the "
                           f"baseline family (no {', '.join(missing)})")
-    return _auto(module, artifact, device, seq_len)
+    return _auto(module, artifact, device, seq_len, fp32)
 
 
 def _from_hook(module: Any, artifact: str, device: str, seq_len: int | None) -> ModelHandle:
@@ -277,7 +278,7 @@ def _call_dequantizer(dequantize: Callable, obj: Any, template: dict) -> dict:
     raise TypeError(f"unsupported signature {inspect.signature(dequantize)}")
 
 
-def _auto(module: Any, artifact: str, device: str, seq_len: int | None) -> ModelHandle:
+def _auto(module: Any, artifact: str, device: str, seq_len: int | None, fp32: bool = False) -> ModelHandle:
     import torch
 
     hp = _hyperparameters(module)
@@ -290,10 +291,10 @@ def _auto(module: Any, artifact: str, device: str, seq_len: int | None) -> Model
     vocab = int(kwargs.get("vocab_size") or getattr(hp, "vocab_size", 0) or model.state_dict()["tok_emb.weight"].shape[0])
     notes = [f"GPT built from Hyperparameters ({len(kwargs)} constructor arguments)",
              f"artifact: {kind}, dequantised by {used}"]
-    # The baseline family evaluates under bf16 autocast on CUDA; in fp32 on the CPU.
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.startswith("cuda") else nullcontext
-    if device.startswith("cuda"):
-        notes.append("bf16 autocast, as the baseline's evaluation")
+    # The baseline family evaluates under bf16 autocast on CUDA; in fp32 on the CPU, or when asked.
+    bf16 = device.startswith("cuda") and not fp32
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
+    notes.append("bf16 autocast, as the baseline's evaluation" if bf16 else "fp32 (no autocast, no TF32)")
     if callable(getattr(model, "forward_logits", None)):
         takes_last_n = "last_n" in inspect.signature(model.forward_logits).parameters
 
@@ -311,7 +312,9 @@ def _auto(module: Any, artifact: str, device: str, seq_len: int | None) -> Model
         return logits if n is None else logits[:, -n:]
 
     notes.append("logits captured from the cross-entropy call in GPT.forward (all positions, sliced)")
-    return ModelHandle(captured_logits, int(window), vocab, "auto", notes, compilable=False)
+    # torch.compile traces the patched cross_entropy call as one graph (its store is a side effect it
+    # replays), so the captured path compiles too.
+    return ModelHandle(captured_logits, int(window), vocab, "auto", notes)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Load the project's JSON Schemas (schemas/*.json) and validate documents against them.
+"""Load the project's JSON Schemas (harness/schemas/*.json) and validate documents against them.
 
 Errors come back as readable strings, each with the JSON path of the offending value.
 """
@@ -12,12 +12,12 @@ from typing import Any
 
 import jsonschema
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent  # shipped inside the package (package-data)
 
 
 @lru_cache(maxsize=None)
 def load_schema(name: str) -> dict[str, Any]:
-    """`name` is e.g. "submission" or "verdict" (schemas/<name>.schema.json)."""
+    """`name` is e.g. "submission" or "verdict" (harness/schemas/<name>.schema.json)."""
     path = SCHEMA_DIR / f"{name}.schema.json"
     with path.open(encoding="utf-8") as handle:
         schema = json.load(handle)
