@@ -135,8 +135,8 @@ class VerifyReporter(Protocol):
 
 
 def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
-    """check -> smoke -> reproduce -> re-evaluate -> judge -> report, each stage's findings in one verdict,
-    written to plan.out_dir as verdict.json and verdict.md."""
+    """check -> smoke -> reproduce -> re-evaluate -> probe -> judge -> report, each stage's findings in one
+    verdict, written to plan.out_dir as verdict.json, verdict.md and verdict.html."""
     clock = {"started": time.monotonic()}
     reporter.stage("check", f"static checks of {plan.folder}")
     verdict = check(str(plan.folder))
@@ -152,10 +152,9 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
         raise UserError("this machine cannot cut the runs off the network (no user and network namespace: "
                         "unshare -rn fails); pass --allow-network to run the submission's code anyway")
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    dataset_dir, tokenizer = resolve_data(plan.data, plan.tokenizer)
+    dataset_dir, tokenizer = resolve_data(plan.data, plan.tokenizer,
+                                          splits=("val",) if plan.artifact is not None else ("train", "val"))
     code_dir = _stage_code(plan)
-    env = dict(plan.env)
-    vocab = None if "VOCAB_SIZE" in env else read_vocab_size(tokenizer)
 
     reporter.stage("smoke", "importing the script and building its model on the CPU, in the sandbox")
     smoke = smoke_submission(code_dir, env=_script_env(plan, tokenizer))
@@ -173,16 +172,43 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
         results = [_given_artifact(plan, code_dir)]
     else:
         run_plan = RunPlan(code_dir=code_dir, dataset_dir=dataset_dir.resolve(), tokenizer_path=tokenizer.resolve(),
-                           out_dir=(plan.out_dir / "runs").resolve(), nproc=plan.nproc, env=env,
-                           timeout_s=plan.timeout_s, vocab_size=vocab)
+                           out_dir=(plan.out_dir / "runs").resolve(), nproc=plan.nproc, env=dict(plan.env),
+                           timeout_s=plan.timeout_s,
+                           vocab_size=None if "VOCAB_SIZE" in plan.env else read_vocab_size(tokenizer))
         reporter.stage("reproduce", f"{len(seeds)} seed(s) of {rules.COUNTED_CODE_FILE} on {dataset_dir.name}, "
                        f"{plan.nproc} process(es) on {hardware.name}")
         results = run_seeds(run_plan, seeds, force=plan.force, reporter=reporter)
     timings["reproduce"] = _lap(clock)
 
     runs = [seed_run(result, plan.out_dir / "runs", submission) for result in results]
-    expected = count_scored(dataset_dir, tokenizer, None)
     device = choose_device(plan.device)
+    verdict.extend(_reevaluate_all(plan, reporter, runs, results, dataset_dir, tokenizer, device))
+    timings["re_evaluate"] = _lap(clock)
+
+    if plan.probe and plan.artifact is None:
+        reporter.stage("probe", "the script on a validation stream of known entropy (harness/probe/)")
+        probed = probe(plan.folder, plan.data, tokens=plan.probe_tokens, env=plan.env, out_dir=plan.out_dir / "probe",
+                       tokenizer=plan.tokenizer, device=plan.device, timeout_s=plan.timeout_s,
+                       allow_network=plan.allow_network, stage=reporter.stage,
+                       extra_files=(ATTENTION_SHIM,) if plan.attention_shim else ())
+        verdict.extend(probed.findings)
+        verdict.measurements["probe"] = probed.measurements
+        timings["probe"] = _lap(clock)
+
+    reporter.stage("judge", "sizes, budgets, scores, significance")
+    comparable = comparability(runs, submission)
+    shortened = ", ".join(f"{k}={plan.env[k]}" for k in SHORTENING_ENV if k in plan.env) or None
+    verdict.extend(_judge_runs(plan, submission, claims, runs, results, hardware, comparable, shortened))
+    verdict.measurements.update(verify_measurements(runs, hardware, seeds, smoke, comparable, shortened, device))
+    timings["judge"] = _lap(clock)
+    return _finish(plan, verdict, clock)
+
+
+def _reevaluate_all(plan: VerifyPlan, reporter: VerifyReporter, runs: list[SeedRun], results: list[SeedResult],
+                    dataset_dir: Path, tokenizer: Path, device: str) -> list[Finding]:
+    """The trusted evaluation of every artifact; fills each run's trusted numbers, returns the findings."""
+    found: list[Finding] = []
+    expected = count_scored(dataset_dir, tokenizer, None)
     for run, result in zip(runs, results):
         if run.artifact is None:
             continue
@@ -190,40 +216,28 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
                        f"{Path(run.artifact).name} on {device}")
         outcome = _reevaluate(plan, result, run, dataset_dir, tokenizer, device, expected,
                               lambda line, seed=run.seed: reporter.eval_line(seed, line))
-        verdict.extend(rescore_findings(outcome, run.log))
+        found.extend(rescore_findings(outcome, run.log))
         if outcome.result is not None:
             run.trusted_val_bpb, run.trusted_val_loss = outcome.result.val_bpb, outcome.result.val_loss
             run.trusted_tokens, run.seq_len = outcome.result.tokens, outcome.result.seq_len
             run.trusted_wall_s = outcome.result.wall_s
-    timings["re_evaluate"] = _lap(clock)
+    return found
 
-    if plan.probe and plan.artifact is None:
-        reporter.stage("probe", "the script on a validation stream of known entropy (harness/probe/)")
-        probed = probe(plan.folder, plan.data, tokens=plan.probe_tokens, env=plan.env, out_dir=plan.out_dir / "probe",
-                       tokenizer=plan.tokenizer,
-                       device=plan.device, timeout_s=plan.timeout_s, allow_network=plan.allow_network,
-                       stage=reporter.stage, extra_files=(ATTENTION_SHIM,) if plan.attention_shim else ())
-        verdict.extend(probed.findings)
-        verdict.measurements["probe"] = probed.measurements
-        timings["probe"] = _lap(clock)
 
-    reporter.stage("judge", "sizes, budgets, scores, significance")
-    comparable = comparability(runs, submission)
-    shortened = ", ".join(f"{k}={env[k]}" for k in SHORTENING_ENV if k in env) or None
+def _judge_runs(plan: VerifyPlan, submission, claims, runs: list[SeedRun], results: list[SeedResult],
+                hardware: Hardware, comparable: str | None, shortened: str | None) -> list[Finding]:
+    """The judge's findings on the reproduced runs: outcomes, isolation, sizes, budgets, scores, significance."""
     per_seed_claims = {seed: values["val_bpb"] for seed, values in claims.per_seed.items() if "val_bpb" in values}
-    verdict.extend(run_findings(runs))
-    if any(r.reproduced for r in runs):
-        verdict.extend([isolation_finding([r.network_isolated for r in results if r.ok])])
-    verdict.extend(size_findings(runs, claims.bytes_total, "submission.json bytes_total"))
-    verdict.extend(budget_findings(runs, hardware, shortened))
-    verdict.extend(own_score_findings(runs, per_seed_claims, comparable))
-    verdict.extend(trusted_findings(runs))
-    reproduced = [r.own_val_bpb for r in runs if r.ok and r.own_val_bpb is not None]
-    verdict.extend([claim_finding(claims.val_bpb, list(per_seed_claims.values()), reproduced, comparable)])
-    verdict.extend(_significance(plan, submission, runs))
-    verdict.measurements.update(verify_measurements(runs, hardware, seeds, smoke, comparable, shortened, device))
-    timings["judge"] = _lap(clock)
-    return _finish(plan, verdict, clock)
+    found = run_findings(runs)
+    if any(run.reproduced for run in runs):
+        found.append(isolation_finding([result.network_isolated for result in results if result.ok]))
+    found += size_findings(runs, claims.bytes_total, "submission.json bytes_total")
+    found += budget_findings(runs, hardware, shortened)
+    found += own_score_findings(runs, per_seed_claims, comparable)
+    found += trusted_findings(runs)
+    reproduced = [run.own_val_bpb for run in runs if run.reproduced and run.own_val_bpb is not None]
+    found.append(claim_finding(claims.val_bpb, list(per_seed_claims.values()), reproduced, comparable))
+    return found + _significance(plan, submission, runs)
 
 
 def _lap(clock: dict) -> float:
