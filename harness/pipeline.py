@@ -60,9 +60,10 @@ REFERENCE_RECORD = REFERENCE_TRAINER_DIR.parent / "submissions" / "2026-11-24_re
 ADAPTIVE_WORDS = ("ttt", "cache", "ngram", "n_gram", "lora", "slot", "adapt")
 
 
-def check(folder: str, against: str | None = None) -> Verdict:
+def check(folder: str, against: str | None = None, policy: str = rules.DEFAULT_SIGNIFICANCE_POLICY) -> Verdict:
     """The static stage: files, schema, code bytes, logs vs claims, provenance, compliance scan, and with
-    `against` the significance test against that reference folder. Runs no code of the submission."""
+    `against` the significance test against that reference folder under the named policy. Runs no code of
+    the submission."""
     submission = load_submission(folder)
     verdict = Verdict(submission=str(submission.path), stage="check")
     verdict.extend(check_folder(submission))
@@ -77,7 +78,7 @@ def check(folder: str, against: str | None = None) -> Verdict:
         reference = load_submission(against)
         findings, numbers = significance_findings(
             sample_of(submission.path.name, submission.metadata, run_logs),
-            sample_of(reference.path.name, reference.metadata, parse_submission_logs(reference)))
+            sample_of(reference.path.name, reference.metadata, parse_submission_logs(reference)), policy)
         verdict.extend(findings)
         verdict.measurements.update(numbers)
     return verdict
@@ -451,7 +452,8 @@ def write_reports(verdict: Verdict, out_dir: Path) -> dict[str, Path]:
 
 # ---- ci -------------------------------------------------------------------------------------------
 
-def ci(repo: str, base: str, head: str, current_record: str | None = None) -> Verdict:
+def ci(repo: str, base: str, head: str, current_record: str | None = None,
+       policy: str = rules.DEFAULT_SIGNIFICANCE_POLICY) -> Verdict:
     """The pull-request gate: what the pull request changes since it forked from base (one new folder under
     records/<track>/ and nothing else: ci.* findings), then the full static `check` of that folder as it is
     at head, against the main track's current record (or `current_record`) when the folder is on that track.
@@ -472,7 +474,7 @@ def ci(repo: str, base: str, head: str, current_record: str | None = None) -> Ve
         folder = git.export(head_commit, judged.folder, Path(scratch) / "head")
         against, record_finding = choose_current_record(git, base_commit, judged.folder, current_record,
                                                         Path(scratch) / "base")
-        checked = check(str(folder), against)
+        checked = check(str(folder), against, policy)
     verdict.extend([record_finding, checked_finding(judged.folder, scanned_nothing(checked.findings),
                                                     checked.findings)])
     verdict.extend(in_repository(checked.findings, judged.folder))

@@ -304,3 +304,15 @@ def test_subprocess_bad_input_exits_2_without_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().endswith("no such folder") and result.stdout == ""
+
+
+def test_the_significance_policy_is_chosen_and_named(capsys):
+    """--policy frontier applies p < 0.25 with no margin, readme 0.005 nats at p < 0.01; the verdict names it."""
+    from harness.cli import main
+
+    root = Path(__file__).resolve().parent.parent / "submissions"
+    for policy, margin, alpha in (("readme", 0.005, 0.01), ("frontier", 0.0, 0.25)):
+        main(["check", str(root / "2026-11-24_reference_baseline_1gpu"), "--against",
+              str(root / "2026-11-24_reference_tiny"), "--policy", policy, "--json"])
+        numbers = json.loads(capsys.readouterr().out)["measurements"]["significance"]
+        assert (numbers["policy"], numbers["margin"], numbers["alpha"]) == (policy, margin, alpha)

@@ -1,9 +1,11 @@
-"""Argument values several commands share: seeds and KEY=VALUE pairs for a script's environment."""
+"""Argument values several commands share: seeds, KEY=VALUE pairs for a script's environment, the
+significance policy."""
 
 from __future__ import annotations
 
 import re
 
+from harness import rules
 from harness.errors import UserError
 from harness.reproduce.runner import RUNNER_OWNED_ENV
 
@@ -30,3 +32,9 @@ def parse_env(pairs: list[str], reserved: tuple[str, ...] = RUNNER_OWNED_ENV) ->
             raise UserError(f"--env cannot set {key}: the runner sets it for each seed (use --seeds)")
         env[key] = value
     return env
+
+
+def add_policy_argument(parser) -> None:
+    parser.add_argument("--policy", default=rules.DEFAULT_SIGNIFICANCE_POLICY, choices=tuple(rules.SIGNIFICANCE_POLICIES),
+                        help="significance policy: readme (0.005 nats at p < 0.01, R5.1) or frontier (one-sided "
+                             "p < 0.25, no margin: the maintainers' practice from late April 2026, R5.2)")

@@ -21,6 +21,7 @@ from rich.console import Console
 from harness import pipeline
 from harness.check.repository import GitRepo
 from harness.cli import github
+from harness.cli.arguments import add_policy_argument
 from harness.cli.output import add_output_arguments, emit_verdict
 from harness.errors import UserError
 
@@ -35,6 +36,7 @@ def register(subparsers) -> None:
                         "are those since head forked from it")
     parser.add_argument("--head", metavar="REF", default="HEAD", help="the pull request's commit (default HEAD)")
     parser.add_argument("--repo", metavar="PATH", default=".", help="the repository (default: the current folder)")
+    add_policy_argument(parser)
     parser.add_argument("--current-record", metavar="DIR",
                         help="the record to compare a record with: a folder on disk, or one of the repository at "
                              "base (default: the newest folder of records/track_10min_16mb/ by its date)")
@@ -65,7 +67,7 @@ def revisions(args: argparse.Namespace) -> tuple[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     base, head = revisions(args)
-    verdict = pipeline.ci(args.repo, base, head, args.current_record)
+    verdict = pipeline.ci(args.repo, base, head, args.current_record, args.policy)
     code = emit_verdict(verdict, args)
     if args.github or github.in_github_actions():
         for line in github.annotations(verdict):

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness import pipeline, rules
-from harness.cli.arguments import parse_env, parse_seeds
+from harness.cli.arguments import add_policy_argument, parse_env, parse_seeds
 from harness.cli.output import add_output_arguments, emit_verdict
 from harness.cli.seeds_view import ProgressReporter
 from harness.errors import UserError
@@ -39,8 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece model (default: the dataset's)")
     parser.add_argument("--against", metavar="REF_DIR", help="reference record for the significance test "
                         "(default: the reference baseline record, for record-track submissions)")
-    parser.add_argument("--policy", default=rules.DEFAULT_SIGNIFICANCE_POLICY, choices=tuple(rules.SIGNIFICANCE_POLICIES),
-                        help="significance policy: readme (0.005 nats at p < 0.01) or frontier (p < 0.25, no margin)")
+    add_policy_argument(parser)
     parser.add_argument("--env", metavar="KEY=VALUE", action="append", default=[],
                         help="environment variable for the script (repeatable), e.g. --env MAX_WALLCLOCK_SECONDS=60")
     parser.add_argument("--out", metavar="RUN_DIR", help="where runs and verdicts go (default runs/verify/<folder>)")
