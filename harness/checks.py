@@ -100,6 +100,8 @@ _ROWS = [
     Check("reproduce.run", "reproduce", "each seed's run completed in the sandbox", "R2.4"),
     Check("reproduce.artifact", "reproduce", "each run wrote an artifact the harness can find", "R1.3"),
     Check("reproduce.isolation", "reproduce", "the runs had no network", "R1.3"),
+    Check("reproduce.limits", "reproduce", "the sandbox's limits held the runs: which were enforced, and how",
+          "harness"),
     Check("eval.rescore", "eval", "the trusted sliding-window evaluator scored the artifact", "R3.1"),
     Check("eval.accounting", "eval", "the evaluator scored as many tokens and bytes as the harness counts in the split",
           "R3.2"),

@@ -28,7 +28,7 @@ from harness.findings import FAIL, PASS, SKIP, WARN, Finding, Verdict, finding
 from harness.judge.budgets import budget_findings
 from harness.judge.evidence import GIVEN, Hardware, SeedRun
 from harness.judge.rescore import rescore_findings
-from harness.judge.runs import SHORTENING_ENV, isolation_finding, run_findings, setup_finding
+from harness.judge.runs import SHORTENING_ENV, isolation_finding, limits_finding, run_findings, setup_finding
 from harness.judge.scores import claim_finding, own_score_findings, trusted_findings
 from harness.judge.significance import significance_findings
 from harness.judge.sizes import size_findings
@@ -51,6 +51,7 @@ from harness.probe.shortening import plan_shortening
 from harness.probe.split import DEFAULT_PROBE_TOKENS, build_probe_split
 from harness.probe.streams import UNIGRAM
 from harness.reproduce.runner import TIMEOUT, run_seed
+from harness.reproduce.limits import is_enforced
 from harness.reproduce.sandbox import network_isolation_available
 
 ATTENTION_SHIM = Path(__file__).resolve().parent / "reproduce" / "shims" / "flash_attn_interface.py"
@@ -231,7 +232,9 @@ def _judge_runs(plan: VerifyPlan, submission, claims, runs: list[SeedRun], resul
     per_seed_claims = {seed: values["val_bpb"] for seed, values in claims.per_seed.items() if "val_bpb" in values}
     found = run_findings(runs)
     if any(run.reproduced for run in runs):
-        found.append(isolation_finding([result.network_isolated for result in results if result.ok]))
+        reproduced_results = [result for result in results if result.ok]
+        found.append(isolation_finding([result.network_isolated for result in reproduced_results]))
+        found.append(limits_finding(*_limits_held(reproduced_results)))
     found += size_findings(runs, claims.bytes_total, "submission.json bytes_total")
     found += budget_findings(runs, hardware, shortened)
     found += own_score_findings(runs, per_seed_claims, comparable)
@@ -367,6 +370,18 @@ def comparability(runs: list[SeedRun], submission) -> str | None:
         return (f"{min(steps)} steps reproduced against {min(claimed_steps)} in the folder's logs (a shortened run, "
                 "or a wall-clock cap on faster or slower hardware)")
     return None
+
+
+def _limits_held(results: list[SeedResult]) -> tuple[dict[str, str], dict[str, str]]:
+    """(limit -> how it was enforced, limit -> why not) over the runs; a limit any run lacked is missing."""
+    enforced, missing = {}, {}
+    for result in results:
+        for name, how in result.limits.items():
+            if is_enforced(how):
+                enforced.setdefault(name, how)
+            else:
+                missing.setdefault(name, how)
+    return {name: how for name, how in enforced.items() if name not in missing}, missing
 
 
 def _significance(plan: VerifyPlan, submission, runs: list[SeedRun]) -> list[Finding]:

@@ -71,6 +71,9 @@ def test_the_tiny_record_is_reproduced_and_judged(tiny_verified):
     assert statuses(verdict, "judge.size") == [PASS, PASS]
     assert set(statuses(verdict, "judge.train_time")) == {SKIP}  # CPU: no projection, never "checked"
     assert statuses(verdict, "reproduce.setup") == [WARN]
+    (limits,) = [f for f in verdict["findings"] if f["check"] == "reproduce.limits"]  # what held depends on the OS
+    assert limits["status"] in (PASS, WARN) and "network" in {**limits["evidence"][0]["values"]["enforced"],
+                                                               **limits["evidence"][0]["values"]["not_enforced"]}
     seeds = {row["seed"]: row for row in verdict["measurements"]["per_seed"]}
     claimed = json.loads((TINY_RECORD / "submission.json").read_text())["seed_results"]
     for seed in (1337, 42):
@@ -268,3 +271,13 @@ def test_per_seed_claims_are_compared_with_the_same_seed():
                                {1: 1.2000, 2: 1.2000}, None)
     assert [f.status for f in found] == [PASS, WARN]
     assert [f.status for f in own_score_findings([run_of()], {1: 1.2}, "other data")] == [SKIP]
+
+
+def test_the_sandbox_limits_are_reported():
+    from harness.judge.runs import limits_finding
+
+    held = limits_finding({"memory": "1 GiB (RLIMIT_AS)", "network": "a fresh network namespace"}, {})
+    assert held.status == PASS and "memory, network" in held.message
+    gpu = limits_finding({"network": "a fresh network namespace"},
+                         {"memory": "not enforced: a CUDA run, which RLIMIT_AS would break"})
+    assert gpu.status == WARN and "memory (not enforced: a CUDA run" in gpu.message

@@ -51,6 +51,17 @@ def run_findings(runs: list[SeedRun]) -> list[Finding]:
     return found
 
 
+def limits_finding(enforced: dict[str, str], missing: dict[str, str]) -> Finding:
+    """reproduce.limits: what the sandbox bounded in the runs (limit -> how) and what it could not (limit ->
+    why), as the sandbox reported them. A limit missing in any run warns: a hostile script was not held."""
+    values = dict(enforced=enforced, not_enforced=missing)
+    if not missing:
+        return finding("reproduce.limits", PASS, f"every run was held by all {len(enforced)} sandbox limits "
+                       f"({', '.join(enforced)})", **values)
+    return finding("reproduce.limits", WARN, "not enforced in the runs: " + "; ".join(
+        f"{name} ({why})" for name, why in missing.items()), **values)
+
+
 def isolation_finding(isolated: list[bool]) -> Finding:
     """reproduce.isolation: whether every run had no network (a fresh network namespace)."""
     if isolated and all(isolated):
