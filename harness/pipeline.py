@@ -24,35 +24,34 @@ from harness.check.repository import GitRepo
 from harness.compliance import scan_path, scan_submission, scanned_nothing
 from harness.data.bytes import count_scored
 from harness.data.location import resolve_data
+from harness.errors import UserError
 from harness.findings import FAIL, PASS, SKIP, WARN, Finding, Verdict, finding
 from harness.judge.budgets import budget_findings
 from harness.judge.evidence import GIVEN, Hardware, SeedRun
 from harness.judge.rescore import rescore_findings
-from harness.judge.runs import SHORTENING_ENV, isolation_finding, limits_finding, run_findings, setup_finding
+from harness.judge.runs import isolation_finding, limits_finding, run_findings, setup_finding, training_length
 from harness.judge.scores import claim_finding, own_score_findings, trusted_findings
 from harness.judge.significance import significance_findings
 from harness.judge.sizes import size_findings
 from harness.judge.smoke import smoke_findings
-from harness.report import to_html, to_markdown, write_json
-from harness.reproduce.evaluation import (
-    EvalOutcome, EvalRequest, choose_device, evaluate_submission, outcome_from_json, outcome_to_json, smoke_submission,
-)
-from harness.reproduce.runner import (
-    DEFAULT_TIMEOUT_S, REFERENCE_TRAINER_DIR, RunPlan, SeedResult, copy_code, describe_hardware, read_vocab_size,
-    run_seeds,
-)
-from harness.stats import Sample
-from harness.submission.folder import load_submission
-from harness.submission.logs import parse_log, parse_submission_logs
-from harness.submission.scores import claimed_values, sample_of
-from harness.errors import UserError
 from harness.probe.judge import ProbeRun, SelfCheck, judge_probe, skipped_probe
 from harness.probe.shortening import plan_shortening
 from harness.probe.split import DEFAULT_PROBE_TOKENS, build_probe_split
 from harness.probe.streams import UNIGRAM
-from harness.reproduce.runner import TIMEOUT, run_seed
+from harness.report import to_html, to_markdown, write_json
+from harness.reproduce.evaluation import (
+    EvalOutcome, EvalRequest, choose_device, evaluate_submission, outcome_from_json, outcome_to_json, smoke_submission,
+)
 from harness.reproduce.limits import is_enforced
+from harness.reproduce.runner import (
+    DEFAULT_TIMEOUT_S, REFERENCE_TRAINER_DIR, TIMEOUT, RunPlan, SeedResult, copy_code, describe_hardware,
+    read_vocab_size, run_seed, run_seeds,
+)
 from harness.reproduce.sandbox import network_isolation_available
+from harness.stats import Sample
+from harness.submission.folder import load_submission
+from harness.submission.logs import parse_log, parse_submission_logs
+from harness.submission.scores import claimed_values, sample_of
 
 ATTENTION_SHIM = Path(__file__).resolve().parent / "reproduce" / "shims" / "flash_attn_interface.py"
 REFERENCE_RECORD = REFERENCE_TRAINER_DIR.parent / "submissions" / "2026-11-24_reference_baseline_1gpu"
@@ -150,9 +149,7 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
     timings["check"] = _lap(clock)
     if plan.static_only:
         return _finish(plan, verdict, clock, reason="--static-only: nothing was run")
-    if not plan.allow_network and not network_isolation_available():
-        raise UserError("this machine cannot cut the runs off the network (no user and network namespace: "
-                        "unshare -rn fails); pass --allow-network to run the submission's code anyway")
+    _require_network_isolation(plan.allow_network)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     dataset_dir, tokenizer = resolve_data(plan.data, plan.tokenizer,
                                           splits=("val",) if plan.artifact is not None else ("train", "val"))
@@ -199,7 +196,7 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
 
     reporter.stage("judge", "sizes, budgets, scores, significance")
     comparable = comparability(runs, submission)
-    shortened = ", ".join(f"{k}={plan.env[k]}" for k in SHORTENING_ENV if k in plan.env) or None
+    shortened = training_length(plan.env)
     verdict.extend(_judge_runs(plan, submission, claims, runs, results, hardware, comparable, shortened))
     verdict.measurements.update(verify_measurements(runs, hardware, seeds, smoke, comparable, shortened, device))
     timings["judge"] = _lap(clock)
@@ -242,6 +239,13 @@ def _judge_runs(plan: VerifyPlan, submission, claims, runs: list[SeedRun], resul
     reproduced = [run.own_val_bpb for run in runs if run.reproduced and run.own_val_bpb is not None]
     found.append(claim_finding(claims.val_bpb, list(per_seed_claims.values()), reproduced, comparable))
     return found + _significance(plan, submission, runs)
+
+
+def _require_network_isolation(allow_network: bool) -> None:
+    """Refuse, before any of the submission's code runs, where the runs could not be cut off the network."""
+    if not allow_network and not network_isolation_available():
+        raise UserError("this machine cannot cut the runs off the network (no user and network namespace: "
+                        "unshare -rn fails); pass --allow-network to run the submission's code anyway")
 
 
 def _lap(clock: dict) -> float:
@@ -522,9 +526,7 @@ def probe(folder: str | Path, data: str | None = None, stream: str = UNIGRAM, to
     if shortening.reason:
         findings, numbers = skipped_probe(shortening, str(folder / rules.COUNTED_CODE_FILE))
     else:
-        if not allow_network and not network_isolation_available():
-            raise UserError("this machine cannot cut the run off the network (no user and network namespace: "
-                            "unshare -rn fails); pass --allow-network to run the submission's code anyway")
+        _require_network_isolation(allow_network)
         dataset_dir, tokenizer_path = resolve_data(data, tokenizer, splits=("train",))
         vocab = read_vocab_size(tokenizer_path)
         seed = secrets.randbelow(2**31) if seed is None else seed

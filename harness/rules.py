@@ -110,6 +110,9 @@ DEFAULT_SIGNIFICANCE_POLICY = "readme"
 # 8.6e-4 bpb on the example split for two early records, both within it).
 TAIL_ALLOWANCE_WINDOWS = 1.0
 DEFAULT_VERIFY_SEEDS = (1337, 42, 2025)
+# The environment variables the challenge's baseline and its descendants read for the training length:
+# verify reports a run they shortened, the probe sets them to cut training short.
+TRAINING_LENGTH_ENV = ("ITERATIONS", "MAX_WALLCLOCK_SECONDS")
 
 # Harness policy for `harness ci` (ours, not the challenge's): what one pull request may add to the
 # challenge's repository (R6.1: one new folder under records/<track>/). The largest files the 58

@@ -8,7 +8,11 @@ from harness.findings import FAIL, PASS, SKIP, WARN, Finding, finding
 from harness.judge.evidence import GIVEN, Hardware, SeedRun
 
 FAILURE_TAIL_LINES = 5
-SHORTENING_ENV = ("MAX_WALLCLOCK_SECONDS", "ITERATIONS")  # variables that cut a script's training short
+
+
+def training_length(env: dict[str, str]) -> str | None:
+    """The training-length variables the user set for the runs ("ITERATIONS=50, ..."), or None."""
+    return ", ".join(f"{key}={env[key]}" for key in rules.TRAINING_LENGTH_ENV if key in env) or None
 
 
 def setup_finding(hardware: Hardware, dataset: str, tokenizer: str, env: dict[str, str], attention_shim: bool,
@@ -18,14 +22,14 @@ def setup_finding(hardware: Hardware, dataset: str, tokenizer: str, env: dict[st
     parts = [f"{hardware.nproc} process(es) on {hardware.name}"
              + ("" if hardware.reference else f" (not {rules.REFERENCE_HARDWARE}: times are projections)"),
              f"data {dataset} with tokenizer {tokenizer}"]
-    set_env = [f"{key}={env[key]}" for key in SHORTENING_ENV if key in env]
-    if set_env:
-        parts.append("training length set: " + ", ".join(set_env))
+    set_length = training_length(env)
+    if set_length:
+        parts.append("training length set: " + set_length)
     if attention_shim:
         parts.append("FlashAttention replaced by the SDPA shim (speeds are not representative)")
     if artifact is not None:
         parts.append(f"no training: the given artifact {artifact}")
-    status = PASS if hardware.reference and not set_env and not attention_shim else WARN
+    status = PASS if hardware.reference and not set_length and not attention_shim else WARN
     return finding("reproduce.setup", status, "; ".join(parts), hardware=hardware.name, nproc=hardware.nproc,
                    dataset=dataset, tokenizer=tokenizer, env=dict(env), attention_shim=attention_shim)
 

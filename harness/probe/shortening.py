@@ -15,8 +15,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from harness import rules
+
 # Harness policy, not the challenge's: enough steps for a model to learn the unigram, not the language.
-PROBE_TRAINING = {"ITERATIONS": "100", "MAX_WALLCLOCK_SECONDS": "60"}
+PROBE_TRAINING = dict(zip(rules.TRAINING_LENGTH_ENV, ("100", "60")))  # ITERATIONS, MAX_WALLCLOCK_SECONDS
 COMPUTED = "<computed>"  # the compliance scan's name for an environment read under a computed name
 
 
