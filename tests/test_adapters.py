@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import lzma
+import re
 import zlib
 from pathlib import Path
 
@@ -114,6 +115,7 @@ def test_auto_adapter_builds_the_baseline_family(tmp_path):
     handle = build_model(module, str(artifact), "cpu")
     assert (handle.adapter, handle.seq_len, handle.vocab_size, handle.compilable) == ("auto", SEQ_LEN, 320, True)
     assert "artifact: zlib, dequantised by dequantize_state_dict_int8" in handle.notes
+    assert any(note.startswith("head on the scored positions only (sliced at final_norm") for note in handle.notes)
     ids = torch.randint(0, 320, (2, SEQ_LEN))
     reference = dequantised_reference(module)
     with torch.inference_mode():
@@ -141,7 +143,8 @@ def test_auto_adapter_uses_forward_logits_helpers_and_mixed_dequantiser(tmp_path
     handle = build_model(module, str(artifact), "cpu")
     assert (handle.seq_len, handle.compilable) == (24, True)
     assert "artifact: zstd, dequantised by dequantize_mixed" in handle.notes
-    assert "logits from GPT.forward_logits (all positions, sliced)" in handle.notes
+    assert "logits from GPT.forward_logits" in handle.notes
+    assert "head on every position (GPT has no final_norm module to slice the scored positions at)" in handle.notes
     model.load_state_dict(module.dequantize_mixed(result, meta, model.state_dict()))
     ids = torch.randint(0, 320, (3, 24))
     with torch.inference_mode():
@@ -258,8 +261,9 @@ def test_sandboxed_worker_reports_a_skip(tmp_path, baseline_artifact, dataset, t
 
 
 def test_the_captured_path_compiles_and_scores_as_the_naive_reference(tmp_path, dataset, tokenizer):
-    """The auto adapter's logits captured from forward() go through torch.compile (one graph, the store
-    replayed as a side effect) and score the split as the naive float64 reference does, to 1e-9."""
+    """The auto adapter's logits captured from forward(), with the head on the scored positions only,
+    go through torch.compile (one graph, the store and the slicing replayed as side effects) and score the
+    split as the naive float64 reference (full logits) does, to 1e-9."""
     from harness.data.shards import load_tokens
     from harness.evaluator import evaluate
 
@@ -268,6 +272,7 @@ def test_the_captured_path_compiles_and_scores_as_the_naive_reference(tmp_path, 
     artifact.write_bytes(module.artifact_bytes(module.build_model(module.Hyperparameters())))
     handle = build_model(module, str(artifact), "cpu")
     assert handle.compilable and "captured from the cross-entropy call" in " ".join(handle.notes)
+    assert "head on the scored positions only" in " ".join(handle.notes)
     expected, _ = expected_result(dataset, tokenizer)
     table = build_byte_table(tokenizer, vocab_size=320)
     tokens = load_tokens(dataset, "val")
@@ -280,3 +285,74 @@ def test_the_captured_path_compiles_and_scores_as_the_naive_reference(tmp_path, 
     assert abs(eager.val_loss - expected.val_loss) <= 1e-9 * expected.val_loss
     # Inductor fuses and reorders fp32 reductions: 5.3e-9 relative measured here, far inside bf16's 1e-5.
     assert abs(compiled.val_loss - expected.val_loss) <= 2e-8 * expected.val_loss
+
+
+class TinyHeadModel(torch.nn.Module):
+    """forward_logits through a final_norm module and a tied head; `mix` adds, after the norm, a running
+    mean over positions (something that makes slicing there wrong); `flatten` reshapes the head's input
+    by the window's length (something the sliced hidden states cannot take)."""
+
+    def __init__(self, mix: bool = False, flatten: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(11)
+        self.tok_emb = torch.nn.Embedding(320, 16)
+        self.mixer = torch.nn.Linear(16, 16)
+        self.final_norm = torch.nn.RMSNorm(16)
+        self.mix, self.flatten = mix, flatten
+
+    def forward_logits(self, input_ids):
+        x = torch.cumsum(self.mixer(self.tok_emb(input_ids)), dim=1) / torch.arange(1, input_ids.shape[1] + 1)[:, None]
+        x = self.final_norm(x)
+        if self.mix:
+            x = torch.cumsum(x, dim=1)
+        if self.flatten:
+            x = x.reshape(input_ids.shape[0] * input_ids.shape[1], -1)
+        return torch.nn.functional.linear(x, self.tok_emb.weight).reshape(input_ids.shape[0], -1, 320)
+
+
+def sliced_logits_fn(model):
+    from harness.reproduce.worker.adapters import ScoredPositions
+
+    slicer = ScoredPositions.attach(model)
+    logits_fn = slicer.wrap(model.forward_logits)
+    return slicer, logits_fn, slicer.check(logits_fn, 320, SEQ_LEN, "cpu")
+
+
+def test_scored_positions_slicing_scores_as_the_naive_reference(dataset, tokenizer):
+    """forward_logits without last_n, sliced at final_norm: the evaluator's fast path matches the naive
+    float64 reference on full logits to 1e-9, and the sliced call computes the head on n positions only."""
+    from harness.data.shards import load_tokens
+    from harness.evaluator import evaluate
+
+    model = TinyHeadModel().eval()
+    slicer, logits_fn, note = sliced_logits_fn(model)
+    assert slicer.enabled and note.startswith("head on the scored positions only"), note
+    seen = []
+    model.final_norm.register_forward_hook(lambda module, args, output: seen.append(output.shape[1]))
+    ids = torch.randint(0, 320, (2, SEQ_LEN))
+    with torch.inference_mode():
+        assert torch.allclose(logits_fn(ids, 5), model.forward_logits(ids)[:, -5:], rtol=0, atol=1e-6)
+    assert seen == [5, SEQ_LEN]  # hooks run in order: after ours (and in the head) only the scored positions;
+    # the direct call, outside logits_fn, is not sliced
+    tokens = load_tokens(dataset, "val")
+    table = build_byte_table(tokenizer, vocab_size=320)
+    with torch.inference_mode():
+        expected = evaluate_naive(lambda ids, n: model.forward_logits(ids), tokens, table, seq_len=SEQ_LEN,
+                                  stride=STRIDE)
+        result = evaluate(logits_fn, tokens, table, seq_len=SEQ_LEN, stride=STRIDE, batch_tokens=4 * SEQ_LEN)
+    assert (result.tokens, result.bytes) == (expected.tokens, expected.bytes)
+    assert abs(result.val_loss - expected.val_loss) <= 1e-9 * expected.val_loss
+
+
+@pytest.mark.parametrize("case, reason", [
+    (dict(mix=True), "changed the logits by .* something after it mixes positions"),
+    (dict(flatten=True), "slicing at final_norm failed: RuntimeError"),
+])
+def test_scored_positions_stay_off_when_slicing_would_change_the_logits(case, reason):
+    model = TinyHeadModel(**case).eval()
+    slicer, logits_fn, note = sliced_logits_fn(model)
+    assert not slicer.enabled and note.startswith("head on every position")
+    assert re.search(reason, note), note
+    ids = torch.randint(0, 320, (2, SEQ_LEN))
+    with torch.inference_mode():
+        assert torch.equal(logits_fn(ids, 5), model.forward_logits(ids)[:, -5:])

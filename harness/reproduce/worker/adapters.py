@@ -29,7 +29,7 @@ import inspect
 import io
 import lzma
 import zlib
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -293,28 +293,116 @@ def _auto(module: Any, artifact: str, device: str, seq_len: int | None, fp32: bo
              f"artifact: {kind}, dequantised by {used}"]
     # The baseline family evaluates under bf16 autocast on CUDA; in fp32 on the CPU, or when asked.
     bf16 = device.startswith("cuda") and not fp32
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
     notes.append("bf16 autocast, as the baseline's evaluation" if bf16 else "fp32 (no autocast, no TF32)")
     if callable(getattr(model, "forward_logits", None)):
         takes_last_n = "last_n" in inspect.signature(model.forward_logits).parameters
+        if takes_last_n:
+            notes.append("logits from GPT.forward_logits(last_n)")
+            return ModelHandle(_with_autocast(lambda ids, n: model.forward_logits(ids, last_n=n), bf16),
+                               int(window), vocab, "auto", notes)
+        notes.append("logits from GPT.forward_logits")
+        whole = model.forward_logits
+    else:
+        notes.append("logits captured from the cross-entropy call in GPT.forward")
+        # torch.compile traces the patched cross_entropy call as one graph (its store is a side effect it
+        # replays), so the captured path compiles too.
+        whole = lambda ids: logits_from_forward(model, ids)  # noqa: E731
+    slicer = ScoredPositions.attach(model)
+    sliced = slicer.wrap(whole)
+    notes.append(slicer.check(sliced, vocab, int(window), device))
+    return ModelHandle(_with_autocast(sliced, bf16), int(window), vocab, "auto", notes)
+
+
+def _with_autocast(fn: Callable, bf16: bool) -> Callable:
+    """`fn` under bf16 autocast (the baseline family's evaluation precision), or as it is."""
+    if not bf16:
+        return fn
+    import torch
+
+    def autocast_fn(ids, n):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return fn(ids, n)
+
+    return autocast_fn
+
+
+class ScoredPositions:
+    """The output head on the scored positions only, for models whose logits come from every position.
+
+    A forward hook on the model's `final_norm` module hands the rest of the forward (the head, the
+    softcap, the loss's reshapes) only the last n positions' hidden states, so the head's matmul and the
+    logits' float copy shrink from a window's length to the stride (16x at 1024/64). That is sound only
+    when nothing after the final norm mixes positions; `check` compares the sliced logits with the full
+    ones on two random windows in fp32 before the evaluation, and the slicing stays off unless they
+    agree. The hook changes which positions the script's code computes, never how: the evaluator still
+    takes the log-softmax and the sums itself.
+    """
+
+    TOLERANCE = 1e-4  # relative to the logits' largest magnitude, in fp32 without TF32
+
+    def __init__(self, norm: Any) -> None:
+        self.norm = norm
+        self.enabled = norm is not None
+        self.last_n: int | None = None
+        if norm is not None:
+            norm.register_forward_hook(self._slice)
+
+    @classmethod
+    def attach(cls, model: Any) -> "ScoredPositions":
+        import torch
+
+        norm = getattr(model, "final_norm", None)
+        return cls(norm if isinstance(norm, torch.nn.Module) else None)
+
+    def _slice(self, module: Any, args: Any, output: Any) -> Any:
+        n = self.last_n
+        if n is None or getattr(output, "ndim", 0) != 3 or output.shape[1] <= n:
+            return output
+        return output[:, -n:]
+
+    def wrap(self, whole: Callable) -> Callable:
+        """`whole(ids)` -> logits of every position, as a logits_fn(ids, last_n) that slices when enabled."""
 
         def logits_fn(ids, n):
-            with autocast():
-                logits = model.forward_logits(ids, last_n=n) if takes_last_n else model.forward_logits(ids)
-            return logits if takes_last_n or n is None else logits[:, -n:]
+            self.last_n = n if self.enabled else None
+            try:
+                logits = whole(ids)
+            finally:
+                self.last_n = None
+            return logits if n is None or logits.shape[1] == n else logits[:, -n:]
 
-        notes.append("logits from GPT.forward_logits" + ("" if takes_last_n else " (all positions, sliced)"))
-        return ModelHandle(logits_fn, int(window), vocab, "auto", notes)
+        return logits_fn
 
-    def captured_logits(ids, n):
-        with autocast():
-            logits = logits_from_forward(model, ids)
-        return logits if n is None else logits[:, -n:]
+    def check(self, logits_fn: Callable, vocab: int, window: int, device: str) -> str:
+        """Turn the slicing off unless it leaves the scored logits unchanged; the note that says which.
+        `logits_fn` is `wrap`'s function, before any autocast: the comparison runs in fp32."""
+        import torch
 
-    notes.append("logits captured from the cross-entropy call in GPT.forward (all positions, sliced)")
-    # torch.compile traces the patched cross_entropy call as one graph (its store is a side effect it
-    # replays), so the captured path compiles too.
-    return ModelHandle(captured_logits, int(window), vocab, "auto", notes)
+        if self.norm is None:
+            return "head on every position (GPT has no final_norm module to slice the scored positions at)"
+        n = min(rules.EVAL_STRIDE, max(1, window // 2))  # fewer positions than the window, or nothing is sliced
+        ids = torch.randint(0, vocab, (2, window), generator=torch.Generator().manual_seed(0)).to(device)
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False  # scripts often turn it on: compare in true fp32
+        try:
+            with torch.inference_mode():
+                self.enabled = False
+                full = logits_fn(ids, n).float()
+                self.enabled = True
+                sliced = logits_fn(ids, n).float()
+            if sliced.shape != full.shape:
+                raise ValueError(f"shape {tuple(sliced.shape)} instead of {tuple(full.shape)}")
+            difference = float((sliced - full).abs().max() / full.abs().max().clamp_min(1.0))
+        except Exception as error:  # the script's forward could not take the sliced hidden states
+            self.enabled = False
+            return f"head on every position (slicing at final_norm failed: {type(error).__name__}: {str(error)[:120]})"
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        if not difference <= self.TOLERANCE:
+            self.enabled = False
+            return (f"head on every position (slicing at final_norm changed the logits by {difference:.1e} of "
+                    "their scale: something after it mixes positions)")
+        return f"head on the scored positions only (sliced at final_norm; equal to the full head to {difference:.1e} in fp32)"
 
 
 @contextmanager
@@ -336,14 +424,16 @@ def _capturing_cross_entropy(store: dict):
 
 
 def logits_from_forward(model: Any, ids: Any) -> Any:
-    """[B, T, vocab] logits of `forward(input_ids, target_ids)` models that return only the loss: the
-    tensor they hand to F.cross_entropy. Targets are dummies; the logits cannot depend on them unless
+    """[B, positions, vocab] logits of `forward(input_ids, target_ids)` models that return only the loss:
+    the tensor they hand to F.cross_entropy. Targets are dummies; the logits cannot depend on them unless
     the model cheats, and the evaluator computes the loss itself."""
     store: dict = {}
     with _capturing_cross_entropy(store):
         model(ids, ids.new_zeros(ids.shape))
     logits = store.get("logits")
-    batch, length = ids.shape
-    if logits is None or logits.numel() % (batch * length):
+    batch = ids.shape[0]
+    if logits is None or logits.ndim < 2 or logits.numel() % (batch * logits.shape[-1]):
         raise AdapterSkip("GPT.forward made no F.cross_entropy call whose input could serve as the logits")
-    return logits.reshape(batch, length, -1)
+    # [batch * positions, vocab] or [batch, positions, vocab]; positions is the window's length, or the
+    # scored positions when ScoredPositions sliced the hidden states.
+    return logits.reshape(batch, -1, logits.shape[-1])

@@ -3,7 +3,7 @@
 What the auto-adapter relies on is here in the baseline's shape: a `Hyperparameters` class read from the
 environment, a `GPT` class whose constructor parameters are named like the hyperparameters (one with a
 default the hyperparameters lack), `forward(input_ids, target_ids)` returning only the loss through
-F.cross_entropy, no `forward_logits`, and int8 per-row quantisation undone by
+F.cross_entropy, no `forward_logits`, a `final_norm` module before the tied head, and int8 per-row quantisation undone by
 `dequantize_state_dict_int8(obj)`, the artifact being torch.save + zlib. Running it writes an untrained
 model's artifact (`python train_gpt.py` -> final_model.int8.ptz).
 """
@@ -25,6 +25,11 @@ class Hyperparameters:
     train_seq_len = int(os.environ.get("TRAIN_SEQ_LEN", 32))
     logit_softcap = float(os.environ.get("LOGIT_SOFTCAP", 15.0))
     seed = int(os.environ.get("SEED", 3))
+
+
+class RMSNorm(nn.Module):
+    def forward(self, x):
+        return F.rms_norm(x, (x.size(-1),))
 
 
 class Block(nn.Module):
@@ -52,12 +57,13 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(vocab_size, model_dim)
         nn.init.normal_(self.tok_emb.weight, std=init_std)
         self.blocks = nn.ModuleList(Block(model_dim, num_heads) for _ in range(num_layers))
+        self.final_norm = RMSNorm()
 
     def logits(self, input_ids):
         x = self.tok_emb(input_ids)
         for block in self.blocks:
             x = block(x)
-        z = F.linear(F.rms_norm(x, (x.size(-1),)), self.tok_emb.weight)
+        z = F.linear(self.final_norm(x), self.tok_emb.weight)
         return self.logit_softcap * torch.tanh(z / self.logit_softcap)
 
     def forward(self, input_ids, target_ids):
