@@ -61,6 +61,9 @@ class EvalResult:
     stride: int
     loss_sum_nats: float = 0.0  # float64 sum of the per-token losses
     world_size: int = 1
+    # Of wall_s, the seconds until the first batch of full windows was scored: with torch.compile mostly
+    # the compilation, which a run pays once whatever the split's length (0 when no batch ran).
+    warmup_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -271,7 +274,7 @@ class _Sums:
         return float(self.loss.item()), int(self.bytes.item()), int(tokens.item())
 
 
-def _result(sums: _Sums, plan: WindowPlan, start_time: float, world_size: int) -> EvalResult:
+def _result(sums: _Sums, plan: WindowPlan, start_time: float, world_size: int, warmup_s: float) -> EvalResult:
     loss_sum, byte_sum, token_sum = sums.all_reduce()
     if token_sum != plan.num_targets:  # would mean a planning bug: every target is scored once
         raise RuntimeError(f"scored {token_sum} tokens, expected {plan.num_targets}")
@@ -280,7 +283,7 @@ def _result(sums: _Sums, plan: WindowPlan, start_time: float, world_size: int) -
         val_bpb=(loss_sum / math.log(2.0)) / byte_sum if byte_sum else float("nan"),
         tokens=token_sum, bytes=byte_sum, windows=plan.num_windows,
         wall_s=time.perf_counter() - start_time, seq_len=plan.seq_len, stride=plan.stride,
-        loss_sum_nats=loss_sum, world_size=world_size,
+        loss_sum_nats=loss_sum, world_size=world_size, warmup_s=warmup_s,
     )
 
 
@@ -355,14 +358,19 @@ def evaluate(
         for k in range(lo, regular_lo):
             score_single(k)
             advance(1)
+        warmup_s = 0.0
         for first in range(regular_lo, regular_hi, batch_windows):
             count = min(batch_windows, regular_hi - first)
             score_windows(batched_fn, first, count, batch_windows if padded else count, seq_len, stride)
+            if first == regular_lo:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                warmup_s = time.perf_counter() - start_time
             advance(count)
         for k in range(regular_hi, hi):
             score_single(k)
             advance(1)
-        return _result(sums, plan, start_time, world_size)
+        return _result(sums, plan, start_time, world_size, warmup_s)
 
 
 def evaluate_naive(

@@ -49,6 +49,15 @@ def test_fast_path_equals_naive_reference(model_cls, length, seq_len, stride):
     assert math.isclose(fast.val_bpb, fast.loss_sum_nats / math.log(2) / fast.bytes, rel_tol=1e-12)
 
 
+def test_warmup_is_the_time_to_the_first_batch():
+    model, table = TinyTransformer(), byte_table()
+    batched = evaluate(logits_fn(model), random_stream(400), table, seq_len=SEQ_LEN, stride=STRIDE,
+                       batch_tokens=3 * SEQ_LEN)
+    assert 0.0 < batched.warmup_s < batched.wall_s
+    single = evaluate(logits_fn(model), random_stream(SEQ_LEN // 2), table, seq_len=SEQ_LEN, stride=STRIDE)
+    assert single.windows == 1 and single.warmup_s == 0.0  # no batch of full windows: nothing to warm up
+
+
 def test_batched_naive_equals_one_window_at_a_time():
     model, stream, table = TinyTransformer(), random_stream(123), byte_table()
     one = evaluate_naive(logits_fn(model), stream, table, seq_len=SEQ_LEN, stride=STRIDE)

@@ -23,10 +23,10 @@ from rich.table import Table
 from harness import rules
 from harness.cli.arguments import parse_env
 from harness.cli.output import add_output_arguments, emit_verdict
-from harness.data.location import resolve_data
 from harness.errors import UserError
 from harness.findings import Verdict
 from harness.judge.rescore import compare_with_claim, rescore_findings
+from harness.pipeline import data_for
 
 FROM_METADATA = "submission.json"  # --claimed without a value: read the claim from the folder
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.reproduce.evaluation import EVAL_TIMEOUT_S, EvalRequest, choose_device, evaluate_submission
 
     folder, artifact = check_paths(args.folder, args.artifact)
-    dataset_dir, tokenizer = resolve_data(args.data, args.tokenizer, splits=("val",))
+    dataset_dir, tokenizer, _ = data_for(folder, args.data, args.tokenizer, ("val",))
     device = choose_device(args.device)
     check_numbers(args)
     claimed = read_claim(folder, args.claimed) if args.claimed is not None else None
@@ -152,7 +152,8 @@ def print_numbers(result, adapter: str | None, claimed: tuple[float, str] | None
     rows = [("val_loss", f"{result.val_loss:.8f} nats/token"), ("val_bpb", f"{result.val_bpb:.8f}"),
             ("tokens", f"{result.tokens:,}"), ("bytes", f"{result.bytes:,}"),
             ("windows", f"{result.windows:,} of {result.seq_len} (stride {result.stride})"),
-            ("time", f"{result.wall_s:.1f} s on {result.world_size} process(es)"), ("adapter", adapter or "-")]
+            ("time", f"{result.wall_s:.1f} s on {result.world_size} process(es); the first batch (with any "
+                     f"compilation) done after {result.warmup_s:.1f} s"), ("adapter", adapter or "-")]
     if claimed is not None:
         rows.append(("claimed", f"{claimed[0]:.8f} ({claimed[1]}); delta {result.val_bpb - claimed[0]:+.2e}"))
     for key, value in rows:

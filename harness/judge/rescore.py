@@ -21,7 +21,8 @@ def rescore_findings(outcome: Any, script: str) -> list[Finding]:
     found = [finding("eval.rescore", PASS,
                      f"trusted sliding-window val_bpb {r.val_bpb:.8f} (val_loss {r.val_loss:.8f}) through the "
                      f"{outcome.adapter} adapter", file=script, val_bpb=r.val_bpb, val_loss=r.val_loss,
-                     tokens=r.tokens, bytes=r.bytes, seq_len=r.seq_len, stride=r.stride, wall_s=round(r.wall_s, 2))]
+                     tokens=r.tokens, bytes=r.bytes, seq_len=r.seq_len, stride=r.stride, wall_s=round(r.wall_s, 2),
+                     warmup_s=round(r.warmup_s, 2))]
     if outcome.expected_tokens is not None:
         same = (r.tokens, r.bytes) == (outcome.expected_tokens, outcome.expected_bytes)
         found.append(finding(
