@@ -1,17 +1,19 @@
 """The product's re-evaluation path on real records, beside the bench's plain path and the records' own evaluators.
 
-    python bench/eval_adapter.py --record DIR [--record DIR ...] [--val-tokens N] [--cap S] [--work DIR]
+    python bench/eval_adapter.py --record DIR [--record DIR ...] [--val-tokens N] [--cap S] [--env K=V ...] [--work DIR]
 
 On one GPU, on synthetic shards (bench/train_step.py's Markov chain, the example tokenizer) whose
 validation split is `--val-tokens` long: for each record folder, `harness run-seeds` rebuilds its artifact
-with a wall clock of `--cap` seconds (its own final evaluation runs on the same split); `harness eval`
-scores that artifact through the adapter (the product path); `harness eval --fp32` and the bf16 path on
-the first `--fp32-tokens` tokens give the relative difference from fp32; and once, bench/eval_throughput.py
-times the plain fast path on a baseline-shaped model on a stream of the same length. The adapter path is
-timed at two lengths (`--short-tokens` and the whole split), both compiled: seconds per 62,021,632-token
-split = the whole run plus the per-token rate between the two for the tokens beyond it. Writes bench/results/eval_adapter_<device>.json: the first record's
-numbers at the top level (device, record, seconds_per_split, bench_plain_seconds_per_split,
-own_eval_seconds_per_split, max_rel_diff_fp32) and every record's under "records".
+with a wall clock of `--cap` seconds (its own final evaluation runs on the same split); `harness eval
+--compile always` scores that artifact through the adapter (the product path), and the result's
+`warmup_s` (the time to the first batch, compilation included) separates the one-off cost from the
+per-token rate: seconds per 62,021,632-token split = warm-up + the rate over the whole split. On the
+first `--fp32-tokens` tokens, `harness eval` as a user gets it there (bf16 autocast, eager at that length)
+and `harness eval --fp32` give the relative difference from fp32. Once, bench/eval_throughput.py times
+the plain fast path on a baseline-shaped model on a stream of the same length. Writes
+bench/results/eval_adapter_<device>.json: the first record's numbers at the top level (device, record,
+seconds_per_split, bench_plain_seconds_per_split, own_eval_seconds_per_split, max_rel_diff_fp32) and
+every record's under "records".
 """
 
 from __future__ import annotations
@@ -43,9 +45,13 @@ def harness(*words: str, timeout: float = 900) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
-def eval_json(record: Path, artifact: Path, data: Path, tokenizer: Path, *extra: str) -> tuple[float, dict]:
+def env_words(settings: list[str]) -> list[str]:
+    return [word for setting in settings for word in ("--env", setting)]
+
+
+def eval_json(record: Path, artifact: Path, data: Path, tokenizer: Path, *extra: str, env: list[str]) -> tuple[float, dict]:
     wall, out = harness("eval", str(record), "--artifact", str(artifact), "--data", str(data),
-                        "--tokenizer", str(tokenizer), "--json", *extra)
+                        "--tokenizer", str(tokenizer), "--json", *env_words(env), *extra)
     verdict = json.loads(out)
     if "val_bpb" not in verdict["measurements"]:
         raise SystemExit(f"no trusted number for {record.name}: {verdict['findings']}")
@@ -56,26 +62,27 @@ def measure_record(record: Path, data: Path, tokenizer: Path, args: argparse.Nam
     runs = Path(args.work) / "runs" / record.name
     wall, _ = harness("run-seeds", "--submission", str(record), "--seeds", "1337", "--data", str(data),
                       "--tokenizer", str(tokenizer), "--out", str(runs), "--force", "--timeout", "900",
-                      "--env", f"MAX_WALLCLOCK_SECONDS={args.cap}")
+                      "--env", f"MAX_WALLCLOCK_SECONDS={args.cap}", *env_words(args.env))
     seed = json.loads((runs / "seed_1337.json").read_text())
     if seed["status"] != "ok":
         raise SystemExit(f"{record.name}: the run {seed['status']}: {seed['error']}")
     artifact = runs / seed["artifact"]
     log = parse_log(runs / (seed["log"] or seed["console_log"]))
     own = log.score()
-    # Two lengths, both compiled: their difference is the per-token rate without the one-off compilation,
-    # which a whole split pays once.
-    eval_wall, trusted = eval_json(record, artifact, data, tokenizer, "--compile", "always")
-    _, short = eval_json(record, artifact, data, tokenizer, "--compile", "always", "--max-tokens", str(args.short_tokens))
-    rate = (trusted["wall_s"] - short["wall_s"]) / (trusted["tokens"] - short["tokens"])
-    _, bf16 = eval_json(record, artifact, data, tokenizer, "--compile", "always", "--max-tokens", str(args.fp32_tokens))
+    eval_wall, trusted = eval_json(record, artifact, data, tokenizer, "--compile", "always", env=args.env)
+    steady = trusted["wall_s"] - trusted["warmup_s"]
+    scale_rate = SPLIT_TOKENS / trusted["tokens"]
+    _, bf16 = eval_json(record, artifact, data, tokenizer, "--compile", "never", "--max-tokens", str(args.fp32_tokens),
+                        env=args.env)
     _, fp32 = eval_json(record, artifact, data, tokenizer, "--compile", "never", "--max-tokens", str(args.fp32_tokens),
-                        "--fp32")
+                        "--fp32", env=args.env)
     return {
         "record": record.name,
-        "seconds_per_split": round(trusted["wall_s"] + rate * (SPLIT_TOKENS - trusted["tokens"]), 2),
-        "microseconds_per_token": round(rate * 1e6, 4),
-        "wall_s_at_val_tokens": round(trusted["wall_s"], 2), "wall_s_at_short_tokens": round(short["wall_s"], 2),
+        "seconds_per_split": round(trusted["warmup_s"] + steady * scale_rate, 2),
+        "steady_seconds_per_split": round(steady * scale_rate, 2),
+        "warmup_s": round(trusted["warmup_s"], 2),
+        "microseconds_per_token": round(steady / trusted["tokens"] * 1e6, 4),
+        "wall_s_at_val_tokens": round(trusted["wall_s"], 2),
         "command_wall_s": round(eval_wall, 2),
         "own_eval_seconds_per_split": round(own.eval_time_ms / 1000 * scale, 2) if own and own.eval_time_ms else None,
         "own_eval_mode": own.mode if own else None,
@@ -92,7 +99,8 @@ def main() -> int:
     parser.add_argument("--val-tokens", type=int, default=SPLIT_TOKENS // 20)
     parser.add_argument("--train-tokens", type=int, default=20_000_000)
     parser.add_argument("--cap", type=float, default=30.0, help="each record's MAX_WALLCLOCK_SECONDS")
-    parser.add_argument("--short-tokens", type=int, default=620_000, help="the shorter of the two timed lengths")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for every record's run and evaluation (repeatable)")
     parser.add_argument("--fp32-tokens", type=int, default=300_000, help="prefix scored in bf16 and in fp32")
     parser.add_argument("--work", default=str(ROOT / "runs" / "eval_adapter"))
     parser.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))

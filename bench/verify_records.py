@@ -7,8 +7,9 @@ Each folder is one `python -m harness verify FOLDER --out RUN_DIR/<name> --json 
 From its verdict.json it records the verify status, the findings' outcome counts, the stage timings
 (measurements.timings_s), each seed's script process wall time, training and evaluation time, and its
 reproduced and trusted val_bpb. The harness's overhead is the wall time minus the seeds' script
-processes: static checks, smoke, staging, the trusted re-evaluation and judging (target: at most 10 % of
-the wall). Prints a table and writes bench/results/verify_<device>.json, rewritten after each folder so
+processes and minus the probe stage (a second, shortened run of the script on the probe stream, shown in
+a column of its own): static checks, smoke, staging, the trusted re-evaluation and judging (target: at
+most 10 % of the wall). Prints a table and writes bench/results/verify_<device>.json, rewritten after each folder so
 that a run cut short keeps what finished.
 """
 
@@ -33,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from harness.reproduce.runner import describe_hardware  # noqa: E402
 
 OVERHEAD_TARGET = 0.10
-STAGES = ("check", "smoke", "reproduce", "re_evaluate", "judge", "total")
+STAGES = ("check", "smoke", "reproduce", "re_evaluate", "probe", "judge", "total")
 SEED_KEYS = ("seed", "status", "wall_s", "train_time_s", "eval_time_s", "steps", "own_val_bpb", "trusted_val_bpb",
              "trusted_wall_s")
 
@@ -54,6 +55,8 @@ def verify_folder(folder: Path, common: list[str], extra: list[str], run_dir: Pa
     measurements = verdict.get("measurements", {})
     seeds = [{key: seed.get(key) for key in SEED_KEYS} for seed in measurements.get("per_seed", [])]
     script_s = sum(seed["wall_s"] or 0.0 for seed in seeds)
+    probe_s = measurements.get("timings_s", {}).get("probe") or 0.0
+    overhead_s = wall_s - script_s - probe_s
     return row | {
         "verify_status": measurements.get("verify_status"),
         "incomplete_because": measurements.get("incomplete_because"),
@@ -62,15 +65,16 @@ def verify_folder(folder: Path, common: list[str], extra: list[str], run_dir: Pa
         "failed_checks": sorted({f["check"] for f in verdict.get("findings", []) if f.get("status") == "fail"}),
         "hardware": measurements.get("hardware"), "shortened": measurements.get("shortened"),
         "timings_s": {stage: measurements.get("timings_s", {}).get(stage) for stage in STAGES},
-        "per_seed": seeds, "script_wall_s": round(script_s, 2),
-        "overhead_s": round(wall_s - script_s, 2), "overhead_share": round((wall_s - script_s) / wall_s, 4),
+        "per_seed": seeds, "script_wall_s": round(script_s, 2), "probe_s": round(probe_s, 2),
+        "overhead_s": round(overhead_s, 2), "overhead_share": round(overhead_s / wall_s, 4),
         "verdict": str(verdict_path),
     }
 
 
 def show(rows: list[dict], device: str) -> None:
     table = Table(title=f"harness verify on {device} (overhead target <= {OVERHEAD_TARGET:.0%})")
-    for column in ("folder", "status", "p/f/w/s", "wall s", "scripts s", "overhead", "check/smoke/repro/re-eval/judge s",
+    for column in ("folder", "status", "p/f/w/s", "wall s", "scripts s", "probe s", "overhead",
+                   "check/smoke/repro/re-eval/probe/judge s",
                    "own val_bpb", "trusted val_bpb"):
         table.add_column(column, justify="left" if column in ("folder", "status") else "right")
     for row in rows:
@@ -79,6 +83,7 @@ def show(rows: list[dict], device: str) -> None:
         table.add_row(
             row["folder"], str(row["verify_status"]), "/".join(str(counts.get(k, "-")) for k in ("pass", "fail", "warn", "skip")),
             f"{row['wall_s']:.1f}", f"{row['script_wall_s']:.1f}" if "script_wall_s" in row else "-",
+            f"{row['probe_s']:.1f}" if "probe_s" in row else "-",
             f"{row['overhead_s']:.1f} ({share:.0%})" if share is not None else "-",
             "/".join("-" if timings.get(s) is None else f"{timings[s]:.1f}" for s in STAGES[:-1]),
             " ".join(f"{s['own_val_bpb']:.4f}" if s["own_val_bpb"] is not None else "-" for s in seeds) or "-",
