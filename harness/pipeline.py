@@ -135,6 +135,16 @@ class VerifyReporter(Protocol):
     def eval_line(self, seed: int, line: str) -> None: ...
 
 
+def data_for(folder: Path, data: str | None, tokenizer: str | None,
+             splits: tuple[str, ...] = ("train", "val")) -> tuple[Path, Path, Path | None]:
+    """The dataset and tokenizer to run a submission on: the given ones, else the bundled example -- built
+    in the folder's own tokenizer when it brings one (a record that changes the tokenizer). The third
+    value is that own tokenizer when the data was built in it, else None."""
+    own = load_submission(folder).own_tokenizer() if data is None and tokenizer is None else None
+    dataset_dir, tokenizer_path = resolve_data(data, tokenizer, splits, own_tokenizer=own)
+    return dataset_dir, tokenizer_path, own
+
+
 def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
     """check -> smoke -> reproduce -> re-evaluate -> probe -> judge -> report, each stage's findings in one
     verdict, written to plan.out_dir as verdict.json, verdict.md and verdict.html."""
@@ -151,8 +161,8 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
         return _finish(plan, verdict, clock, reason="--static-only: nothing was run")
     _require_network_isolation(plan.allow_network)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    dataset_dir, tokenizer = resolve_data(plan.data, plan.tokenizer,
-                                          splits=("val",) if plan.artifact is not None else ("train", "val"))
+    dataset_dir, tokenizer, own_tokenizer = data_for(plan.folder, plan.data, plan.tokenizer,
+                                                     ("val",) if plan.artifact is not None else ("train", "val"))
     code_dir = _stage_code(plan)
 
     reporter.stage("smoke", "importing the script and building its model on the CPU, in the sandbox")
@@ -166,7 +176,8 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
 
     hardware = hardware_of(describe_hardware(plan.nproc), plan.nproc)
     verdict.extend([setup_finding(hardware, dataset_dir.name, tokenizer.name, plan.env, plan.attention_shim,
-                                  str(plan.artifact) if plan.artifact else None)])
+                                  str(plan.artifact) if plan.artifact else None,
+                                  own_tokenizer.relative_to(plan.folder).as_posix() if own_tokenizer else None)])
     if plan.artifact is not None:
         results = [_given_artifact(plan, code_dir)]
     else:
@@ -186,8 +197,8 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
 
     if plan.probe and plan.artifact is None:
         reporter.stage("probe", "the script on a validation stream of known entropy (harness/probe/)")
-        probed = probe(plan.folder, plan.data, tokens=plan.probe_tokens, env=plan.env, out_dir=plan.out_dir / "probe",
-                       tokenizer=plan.tokenizer, device=plan.device, timeout_s=plan.timeout_s,
+        probed = probe(plan.folder, str(dataset_dir), tokens=plan.probe_tokens, env=plan.env,
+                       out_dir=plan.out_dir / "probe", tokenizer=str(tokenizer), device=plan.device, timeout_s=plan.timeout_s,
                        allow_network=plan.allow_network, stage=reporter.stage,
                        extra_files=(ATTENTION_SHIM,) if plan.attention_shim else ())
         verdict.extend(probed.findings)
@@ -527,7 +538,7 @@ def probe(folder: str | Path, data: str | None = None, stream: str = UNIGRAM, to
         findings, numbers = skipped_probe(shortening, str(folder / rules.COUNTED_CODE_FILE))
     else:
         _require_network_isolation(allow_network)
-        dataset_dir, tokenizer_path = resolve_data(data, tokenizer, splits=("train",))
+        dataset_dir, tokenizer_path, _ = data_for(folder, data, tokenizer, ("train",))
         vocab = read_vocab_size(tokenizer_path)
         seed = secrets.randbelow(2**31) if seed is None else seed
         say("stream", f"{tokens:,} tokens of the {stream} stream fitted on {dataset_dir.name} (seed {seed})")

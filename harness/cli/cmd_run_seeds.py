@@ -16,8 +16,8 @@ from rich.console import Console
 from harness import rules
 from harness.cli.arguments import parse_env, parse_seeds
 from harness.cli.seeds_view import ProgressReporter, print_results
-from harness.data.location import resolve_data
 from harness.errors import UserError
+from harness.pipeline import data_for
 from harness.reproduce.record import RecordInfo, write_record
 from harness.reproduce.runner import (
     DEFAULT_TIMEOUT_S, REFERENCE_TRAINER_DIR, RunPlan, read_vocab_size, refuse_out_dir_inside_code, run_seeds,
@@ -96,7 +96,7 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
     if not args.timeout > 0:
         raise UserError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     env = parse_env(args.env)
-    dataset_dir, tokenizer = resolve_data(args.data, args.tokenizer)
+    dataset_dir, tokenizer, _ = data_for(code_dir, args.data, args.tokenizer)
     out_dir = Path(args.out) if args.out else Path("runs") / f"{code_dir.resolve().name}_{dataset_dir.name}"
     refuse_out_dir_inside_code(code_dir, out_dir)
     # Read the vocabulary now, so that a bad tokenizer stops us before any seed runs.

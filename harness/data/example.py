@@ -130,17 +130,23 @@ class ExampleDataset:
     tokenizer_path: Path
 
 
-def example_paths(data_dir: Path) -> ExampleDataset:
-    return ExampleDataset(dataset_dir=data_dir / "datasets" / EXAMPLE_DATASET_NAME,
-                          tokenizer_path=data_dir / "tokenizers" / EXAMPLE_TOKENIZER_NAME)
+def example_paths(data_dir: Path, tokenizer: Path | None = None) -> ExampleDataset:
+    """Where the example lives: with its own tokenizer, or tokenised with `tokenizer` (a record's own),
+    named after that model and the start of its sha256 so that two tokenizers never share a folder."""
+    if tokenizer is None:
+        return ExampleDataset(dataset_dir=data_dir / "datasets" / EXAMPLE_DATASET_NAME,
+                              tokenizer_path=data_dir / "tokenizers" / EXAMPLE_TOKENIZER_NAME)
+    name = f"example_{Path(tokenizer).stem}_{file_sha256(Path(tokenizer))[:12]}"
+    return ExampleDataset(dataset_dir=data_dir / "datasets" / name, tokenizer_path=data_dir / "tokenizers" / f"{name}.model")
 
 
-def ensure_example_dataset(data_dir: Path, rebuild: bool = False) -> ExampleDataset:
-    """Return the example dataset's paths, building it first if it is missing, stale or incomplete."""
-    paths = example_paths(data_dir)
+def ensure_example_dataset(data_dir: Path, rebuild: bool = False, tokenizer: Path | None = None) -> ExampleDataset:
+    """Return the example dataset's paths, building it first if it is missing, stale or incomplete; with
+    `tokenizer`, the example corpus tokenised with that model instead of the example's own."""
+    paths = example_paths(data_dir, tokenizer)
     if not rebuild and is_complete(paths):
         return paths
-    build_example_dataset(data_dir)
+    build_example_dataset(data_dir, tokenizer)
     return paths
 
 
@@ -161,18 +167,27 @@ def is_complete(paths: ExampleDataset) -> bool:
     return paths.tokenizer_path.is_file() and file_sha256(paths.tokenizer_path) == manifest["tokenizer"]["sha256"]
 
 
-def build_example_dataset(data_dir: Path) -> dict:
+def build_example_dataset(data_dir: Path, tokenizer: Path | None = None) -> dict:
     """Build the example in a temporary directory under `data_dir`, then move it into place: the dataset
-    directory (holding the manifest) moves last, so a half-built example never looks complete."""
-    final = example_paths(data_dir)
+    directory (holding the manifest) moves last, so a half-built example never looks complete. Its
+    tokenizer is trained on the training documents, or is a copy of `tokenizer`."""
+    final = example_paths(data_dir, tokenizer)
     data_dir.mkdir(parents=True, exist_ok=True)
     staging_root = Path(tempfile.mkdtemp(prefix=".example-build-", dir=data_dir))
-    staged = example_paths(staging_root)
+    staged = ExampleDataset(staging_root / "datasets" / final.dataset_dir.name,
+                            staging_root / "tokenizers" / final.tokenizer_path.name)
     try:
         with progress("collecting the example corpus from CPython's own text"):
             documents = example_documents()
-        with progress(f"training the example's {rules.BASELINE_VOCAB_SIZE}-token tokenizer"):
-            train_tokenizer((text for _, text in documents[EXAMPLE_VAL_DOCS:]), staged.tokenizer_path)
+        if tokenizer is None:
+            with progress(f"training the example's {rules.BASELINE_VOCAB_SIZE}-token tokenizer"):
+                train_tokenizer((text for _, text in documents[EXAMPLE_VAL_DOCS:]), staged.tokenizer_path)
+            training = {"vocab_size": rules.BASELINE_VOCAB_SIZE, "settings": TOKENIZER_SETTINGS,
+                        "documents": "training split only, as paragraphs"}
+        else:
+            staged.tokenizer_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tokenizer, staged.tokenizer_path)
+            training = None
         build_info = {
             "tool": BUILD_TOOL,
             "recipe_version": EXAMPLE_RECIPE_VERSION,
@@ -182,13 +197,13 @@ def build_example_dataset(data_dir: Path) -> dict:
             "documents": len(documents),
             "corpus_sha256": corpus_sha256(documents),
             "val_docs": EXAMPLE_VAL_DOCS,
-            "tokenizer_trained": True,
-            "tokenizer_training": {"vocab_size": rules.BASELINE_VOCAB_SIZE, "settings": TOKENIZER_SETTINGS,
-                                   "documents": "training split only, as paragraphs"},
+            "tokenizer_trained": tokenizer is None,
+            "tokenizer_training": training,
+            **({"tokenizer_source": Path(tokenizer).name} if tokenizer is not None else {}),
         }
         manifest = write_dataset(
             (Document(text, len(text.encode("utf-8"))) for _, text in documents), staged.tokenizer_path,
-            staged.dataset_dir, name=EXAMPLE_DATASET_NAME, val_docs=EXAMPLE_VAL_DOCS,
+            staged.dataset_dir, name=final.dataset_dir.name, val_docs=EXAMPLE_VAL_DOCS,
             tokenizer_relative_path=relative_path(final.tokenizer_path, final.dataset_dir), build_info=build_info,
             total_source_bytes=sum(len(text.encode("utf-8")) for _, text in documents))
         _move_into_place(staged, final)

@@ -23,18 +23,24 @@ def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV) or "data")
 
 
-def example_dataset(data_dir: str | Path | None = None, *, rebuild: bool = False) -> ExampleDataset:
-    """The bundled example dataset (built offline from CPython's own text on first use; cached after).
-    Its paths are absolute: callers hand them to scripts that run in other working directories."""
+def example_dataset(data_dir: str | Path | None = None, *, rebuild: bool = False,
+                    tokenizer: Path | None = None) -> ExampleDataset:
+    """The bundled example dataset (built offline from CPython's own text on first use; cached after),
+    or with `tokenizer` the same corpus tokenised with that model. Its paths are absolute: callers hand
+    them to scripts that run in other working directories."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    return ensure_example_dataset(root.resolve(), rebuild=rebuild)
+    return ensure_example_dataset(root.resolve(), rebuild=rebuild, tokenizer=tokenizer)
 
 
-def resolve_data(data: str | None, tokenizer: str | None,
-                 splits: tuple[str, ...] = ("train", "val")) -> tuple[Path, Path]:
-    """The dataset folder and tokenizer: given, or the bundled example dataset (built if missing);
+def resolve_data(data: str | None, tokenizer: str | None, splits: tuple[str, ...] = ("train", "val"),
+                 own_tokenizer: Path | None = None) -> tuple[Path, Path]:
+    """The dataset folder and tokenizer: given, or the bundled example dataset (built if missing) -- in
+    `own_tokenizer` (the submission's own model) when neither a dataset nor a tokenizer is given;
     the folder must hold shards of each of `splits`."""
     if data is None:
+        if tokenizer is None and own_tokenizer is not None:
+            example = example_dataset(tokenizer=own_tokenizer)
+            return example.dataset_dir, example.tokenizer_path
         example = example_dataset()
         return example.dataset_dir, Path(tokenizer) if tokenizer else example.tokenizer_path
     dataset_dir = Path(data)

@@ -16,12 +16,14 @@ def training_length(env: dict[str, str]) -> str | None:
 
 
 def setup_finding(hardware: Hardware, dataset: str, tokenizer: str, env: dict[str, str], attention_shim: bool,
-                  artifact: str | None) -> Finding:
+                  artifact: str | None, own_tokenizer: str | None = None) -> Finding:
     """reproduce.setup: what the runs ran on, said once, so that a reader weighs the numbers rightly. A warn
-    unless it was the reference hardware, with the script's own settings and its own attention."""
+    unless it was the reference hardware, with the script's own settings and its own attention.
+    `own_tokenizer`: the folder's own model (relative path) when the data was built in it."""
     parts = [f"{hardware.nproc} process(es) on {hardware.name}"
              + ("" if hardware.reference else f" (not {rules.REFERENCE_HARDWARE}: times are projections)"),
-             f"data {dataset} with tokenizer {tokenizer}"]
+             f"data {dataset} with tokenizer {tokenizer}"
+             + (f" (the folder's own {own_tokenizer}: the example corpus tokenised with it)" if own_tokenizer else "")]
     set_length = training_length(env)
     if set_length:
         parts.append("training length set: " + set_length)
@@ -31,7 +33,8 @@ def setup_finding(hardware: Hardware, dataset: str, tokenizer: str, env: dict[st
         parts.append(f"no training: the given artifact {artifact}")
     status = PASS if hardware.reference and not set_length and not attention_shim else WARN
     return finding("reproduce.setup", status, "; ".join(parts), hardware=hardware.name, nproc=hardware.nproc,
-                   dataset=dataset, tokenizer=tokenizer, env=dict(env), attention_shim=attention_shim)
+                   dataset=dataset, tokenizer=tokenizer, env=dict(env), attention_shim=attention_shim,
+                   **({"own_tokenizer": own_tokenizer} if own_tokenizer else {}))
 
 
 def run_findings(runs: list[SeedRun]) -> list[Finding]:

@@ -92,6 +92,17 @@ class Submission:
         found = self.entry(COUNTED_CODE_FILE)
         return found if found is not None and found.refused is None else None
 
+    def own_tokenizer(self) -> Path | None:
+        """The SentencePiece model the folder brings (`tokenizers/*.model`, or `*.model` at its top level):
+        a record that changes the tokenizer ships it, and its data must be tokenised with it. None when
+        it brings none; UserError when it brings several (which one the script reads is not knowable)."""
+        models = [f.relpath for f in self.files if f.refused is None and f.relpath.endswith(".model")
+                  and (f.relpath.count("/") == 0 or (f.relpath.startswith("tokenizers/") and f.relpath.count("/") == 1))]
+        if len(models) > 1:
+            raise UserError(f"holds {len(models)} tokenizer models ({', '.join(sorted(models)[:3])}); give --tokenizer "
+                            "MODEL with --data DIR built in it (harness data build)", self.path)
+        return self.file(models[0]) if models else None
+
     def read_bytes(self, relpath: str) -> bytes:
         """The bytes of a listed file; refused or unreadable files raise UserError, never OSError."""
         found = self.entry(relpath)
