@@ -9,7 +9,8 @@ finds a way to get logits out of the script's model:
      parameter names, the artifact's compression told from its magic bytes (zlib, gzip, zstd, xz/lzma,
      brotli when installed, or a raw torch file) and decompressed under rules.MAX_DECOMPRESSED_BYTES,
      `torch.load(weights_only=True)`, dequantised by the script's own function, logits from
-     `forward_logits` or captured from the cross-entropy call inside `forward(input_ids, target_ids)`;
+     `forward_logits` or captured from the cross-entropy call inside `forward(input_ids, target_ids)`,
+     with the head on the scored positions only where a `final_norm` module allows it (ScoredPositions);
   3. otherwise `AdapterSkip`, which becomes a skip finding saying why no re-evaluation was possible.
 
 The parent half (harness/reproduce/evaluation.py) runs the worker in the sandbox. Trust boundary,
