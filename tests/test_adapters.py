@@ -113,7 +113,7 @@ def test_auto_adapter_builds_the_baseline_family(tmp_path):
     artifact = tmp_path / "final_model.int8.ptz"
     artifact.write_bytes(module.artifact_bytes(module.build_model(module.Hyperparameters())))
     handle = build_model(module, str(artifact), "cpu")
-    assert (handle.adapter, handle.seq_len, handle.vocab_size, handle.compilable) == ("auto", SEQ_LEN, 320, True)
+    assert (handle.adapter, handle.seq_len, handle.vocab_size) == ("auto", SEQ_LEN, 320)
     assert "artifact: zlib, dequantised by dequantize_state_dict_int8" in handle.notes
     assert any(note.startswith("head on the scored positions only (sliced at final_norm") for note in handle.notes)
     ids = torch.randint(0, 320, (2, SEQ_LEN))
@@ -141,7 +141,7 @@ def test_auto_adapter_uses_forward_logits_helpers_and_mixed_dequantiser(tmp_path
     artifact = tmp_path / "final_model.int6.ptz"
     artifact.write_bytes(zstandard.ZstdCompressor(level=22).compress(buffer.getvalue()))
     handle = build_model(module, str(artifact), "cpu")
-    assert (handle.seq_len, handle.compilable) == (24, True)
+    assert handle.seq_len == 24
     assert "artifact: zstd, dequantised by dequantize_mixed" in handle.notes
     assert "logits from GPT.forward_logits" in handle.notes
     assert "head on every position (GPT has no final_norm module to slice the scored positions at)" in handle.notes
@@ -271,7 +271,7 @@ def test_the_captured_path_compiles_and_scores_as_the_naive_reference(tmp_path, 
     artifact = tmp_path / "final_model.int8.ptz"
     artifact.write_bytes(module.artifact_bytes(module.build_model(module.Hyperparameters())))
     handle = build_model(module, str(artifact), "cpu")
-    assert handle.compilable and "captured from the cross-entropy call" in " ".join(handle.notes)
+    assert "captured from the cross-entropy call" in " ".join(handle.notes)
     assert "head on the scored positions only" in " ".join(handle.notes)
     expected, _ = expected_result(dataset, tokenizer)
     table = build_byte_table(tokenizer, vocab_size=320)

@@ -61,8 +61,7 @@ def run(request: EvalRequest, device: str, rank: int) -> dict:
     settings = dict(seq_len=handle.seq_len, stride=stride, device=device,
                     batch_tokens=request.batch_tokens or DEFAULT_BATCH_TOKENS, progress=rank == 0)
     windows = max(len(tokens) - 1, 0) // stride
-    compiled = handle.compilable and (request.compile == "always"
-                                      or (request.compile == "auto" and windows >= COMPILE_MIN_WINDOWS))
+    compiled = request.compile == "always" or (request.compile == "auto" and windows >= COMPILE_MIN_WINDOWS)
     try:
         result = evaluate(handle.logits_fn, tokens, table, compile=compiled, **settings)
     except Exception as error:

@@ -141,7 +141,6 @@ class ModelHandle:
     vocab_size: int
     adapter: str  # "hook" or "auto"
     notes: list[str] = field(default_factory=list)
-    compilable: bool = True  # torch.compile may take logits_fn (the worker falls back to eager if it fails)
 
 
 def build_model(module: Any, artifact: str, device: str, seq_len: int | None = None, fp32: bool = False) -> ModelHandle:
