@@ -49,7 +49,7 @@ from harness.reproduce.runner import (
 )
 from harness.reproduce.sandbox import network_isolation_available
 from harness.stats import Sample
-from harness.submission.folder import load_submission
+from harness.submission.folder import Submission, load_submission
 from harness.submission.logs import parse_log, parse_submission_logs
 from harness.submission.scores import claimed_values, sample_of
 
@@ -135,12 +135,12 @@ class VerifyReporter(Protocol):
     def eval_line(self, seed: int, line: str) -> None: ...
 
 
-def data_for(folder: Path, data: str | None, tokenizer: str | None,
+def data_for(submission: Submission, data: str | None, tokenizer: str | None,
              splits: tuple[str, ...] = ("train", "val")) -> tuple[Path, Path, Path | None]:
     """The dataset and tokenizer to run a submission on: the given ones, else the bundled example -- built
     in the folder's own tokenizer when it brings one (a record that changes the tokenizer). The third
     value is that own tokenizer when the data was built in it, else None."""
-    own = load_submission(folder).own_tokenizer() if data is None and tokenizer is None else None
+    own = submission.own_tokenizer() if data is None and tokenizer is None else None
     dataset_dir, tokenizer_path = resolve_data(data, tokenizer, splits, own_tokenizer=own)
     return dataset_dir, tokenizer_path, own
 
@@ -161,7 +161,7 @@ def verify(plan: VerifyPlan, reporter: VerifyReporter) -> VerifyResult:
         return _finish(plan, verdict, clock, reason="--static-only: nothing was run")
     _require_network_isolation(plan.allow_network)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    dataset_dir, tokenizer, own_tokenizer = data_for(plan.folder, plan.data, plan.tokenizer,
+    dataset_dir, tokenizer, own_tokenizer = data_for(submission, plan.data, plan.tokenizer,
                                                      ("val",) if plan.artifact is not None else ("train", "val"))
     code_dir = _stage_code(plan)
 
@@ -538,7 +538,7 @@ def probe(folder: str | Path, data: str | None = None, stream: str = UNIGRAM, to
         findings, numbers = skipped_probe(shortening, str(folder / rules.COUNTED_CODE_FILE))
     else:
         _require_network_isolation(allow_network)
-        dataset_dir, tokenizer_path, _ = data_for(folder, data, tokenizer, ("train",))
+        dataset_dir, tokenizer_path, _ = data_for(load_submission(folder), data, tokenizer, ("train",))
         vocab = read_vocab_size(tokenizer_path)
         seed = secrets.randbelow(2**31) if seed is None else seed
         say("stream", f"{tokens:,} tokens of the {stream} stream fitted on {dataset_dir.name} (seed {seed})")

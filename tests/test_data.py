@@ -424,6 +424,7 @@ def test_a_submission_with_its_own_tokenizer_gets_the_example_corpus_in_it(tmp_p
     from harness.judge.evidence import Hardware
     from harness.judge.runs import setup_finding
     from harness.pipeline import data_for
+    from harness.submission.folder import load_submission
 
     documents = [(f"doc{i}", text) for i, text in enumerate(tiny_documents(12))]
     monkeypatch.setattr(example_corpus, "example_documents", lambda: documents)
@@ -434,20 +435,20 @@ def test_a_submission_with_its_own_tokenizer_gets_the_example_corpus_in_it(tmp_p
     (folder / rules.COUNTED_CODE_FILE).write_text("print('hi')\n", encoding="utf-8")
     own = tiny_tokenizer(folder / "tokenizers" / "own_bpe.model")
 
-    dataset_dir, tokenizer, used = data_for(folder, None, None)
+    dataset_dir, tokenizer, used = data_for(load_submission(folder), None, None)
     assert used == own and dataset_dir.name.startswith("example_own_bpe_") and tokenizer.read_bytes() == own.read_bytes()
     manifest = read_manifest(dataset_dir)
     assert manifest["tokenizer"]["vocab_size"] == TINY_VOCAB and manifest["build"]["tokenizer_source"] == "own_bpe.model"
     assert manifest["build"]["tokenizer_trained"] is False and verify_dataset(dataset_dir).outcome == PASS
     built = {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*") if p.is_file()}
-    assert data_for(folder, None, None)[0] == dataset_dir  # cached
+    assert data_for(load_submission(folder), None, None)[0] == dataset_dir  # cached
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "data").rglob("*") if p.is_file()} == built
     message = setup_finding(Hardware("CPU", 1, False), dataset_dir.name, tokenizer.name, {}, False, None,
                             "tokenizers/own_bpe.model").message
     assert "the folder's own tokenizers/own_bpe.model: the example corpus tokenised with it" in message
 
     # Given a tokenizer, the folder's own is not used (the example as it is, with that tokenizer).
-    assert data_for(folder, None, str(tokenizer))[2] is None
+    assert data_for(load_submission(folder), None, str(tokenizer))[2] is None
     tiny_tokenizer(folder / "second.model")
     with pytest.raises(UserError, match="holds 2 tokenizer models .*give --tokenizer MODEL"):
-        data_for(folder, None, None)
+        data_for(load_submission(folder), None, None)

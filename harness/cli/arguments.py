@@ -1,5 +1,5 @@
-"""Argument values several commands share: seeds, KEY=VALUE pairs for a script's environment, the
-significance policy."""
+"""Arguments several commands share: seeds, KEY=VALUE pairs for a script's environment, the dataset and
+tokenizer a submission runs on, the significance policy."""
 
 from __future__ import annotations
 
@@ -32,6 +32,16 @@ def parse_env(pairs: list[str], reserved: tuple[str, ...] = RUNNER_OWNED_ENV) ->
             raise UserError(f"--env cannot set {key}: the runner sets it for each seed (use --seeds)")
         env[key] = value
     return env
+
+
+def add_data_arguments(parser, dataset: str) -> None:
+    """--data and --tokenizer of the commands that run a submission's script (harness.pipeline.data_for);
+    `dataset` says what the command needs the dataset for."""
+    parser.add_argument("--data", metavar="DIR", help=f"{dataset} (default: the bundled example dataset, tokenised with "
+                        "the folder's own tokenizers/*.model when it brings one)")
+    parser.add_argument("--tokenizer", metavar="MODEL",
+                        help="SentencePiece model (default: the example's, or the folder's own; with --data, the one "
+                             "its manifest.json names, else the one *.model in <data>/../../tokenizers/)")
 
 
 def add_policy_argument(parser) -> None:

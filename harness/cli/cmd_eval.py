@@ -21,12 +21,13 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import rules
-from harness.cli.arguments import parse_env
+from harness.cli.arguments import add_data_arguments, parse_env
 from harness.cli.output import add_output_arguments, emit_verdict
 from harness.errors import UserError
 from harness.findings import Verdict
 from harness.judge.rescore import compare_with_claim, rescore_findings
 from harness.pipeline import data_for
+from harness.submission.folder import load_submission
 
 FROM_METADATA = "submission.json"  # --claimed without a value: read the claim from the folder
 
@@ -39,8 +40,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("folder", help="submission folder holding train_gpt.py")
     parser.add_argument("--artifact", required=True, metavar="PATH", help="the compressed model file the script wrote")
-    parser.add_argument("--data", metavar="DIR", help="dataset folder with fineweb_val_*.bin (default: the bundled example)")
-    parser.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece model (default: the dataset's manifest or layout)")
+    add_data_arguments(parser, "dataset folder with fineweb_val_*.bin")
     parser.add_argument("--stride", type=int, default=rules.EVAL_STRIDE, help=f"window stride (default {rules.EVAL_STRIDE})")
     parser.add_argument("--seq-len", type=int, metavar="N", help="window length (default: the model's own)")
     parser.add_argument("--nproc", type=int, default=1, help="processes (torchrun; one per GPU on CUDA)")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.reproduce.evaluation import EVAL_TIMEOUT_S, EvalRequest, choose_device, evaluate_submission
 
     folder, artifact = check_paths(args.folder, args.artifact)
-    dataset_dir, tokenizer, _ = data_for(folder, args.data, args.tokenizer, ("val",))
+    dataset_dir, tokenizer, _ = data_for(load_submission(folder), args.data, args.tokenizer, ("val",))
     device = choose_device(args.device)
     check_numbers(args)
     claimed = read_claim(folder, args.claimed) if args.claimed is not None else None

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness import pipeline, rules
-from harness.cli.arguments import parse_env
+from harness.cli.arguments import add_data_arguments, parse_env
 from harness.cli.output import add_output_arguments, emit_verdict
 from harness.errors import UserError
 from harness.probe.judge import FLAGGED, PASSED, SKIPPED
@@ -37,9 +37,7 @@ def register(subparsers) -> None:
                     "final evaluation line and the trusted evaluator's score against D's entropy bound.",
     )
     parser.add_argument("folder", help="submission folder holding train_gpt.py")
-    parser.add_argument("--data", metavar="DIR", help="dataset whose training shards the script trains on and D is "
-                        "fitted to (default: the bundled example dataset)")
-    parser.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece model (default: the dataset's)")
+    add_data_arguments(parser, "dataset whose training shards the script trains on and D is fitted to")
     parser.add_argument("--stream", choices=STREAMS, default=UNIGRAM,
                         help="D: the training shards' unigram (default), a Markov chain fitted to them (sharper only "
                              "for a model that has learnt the bigrams), or uniform tokens (the most conservative)")

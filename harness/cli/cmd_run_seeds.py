@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness import rules
-from harness.cli.arguments import parse_env, parse_seeds
+from harness.cli.arguments import add_data_arguments, parse_env, parse_seeds
 from harness.cli.seeds_view import ProgressReporter, print_results
 from harness.errors import UserError
 from harness.pipeline import data_for
@@ -22,6 +22,7 @@ from harness.reproduce.record import RecordInfo, write_record
 from harness.reproduce.runner import (
     DEFAULT_TIMEOUT_S, REFERENCE_TRAINER_DIR, RunPlan, read_vocab_size, refuse_out_dir_inside_code, run_seeds,
 )
+from harness.submission.folder import load_submission
 
 
 def register(subparsers) -> None:
@@ -34,11 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--submission", metavar="DIR",
                         help="folder holding the train_gpt.py to run (default: the reference trainer, reference_train/)")
     parser.add_argument("--nproc", type=int, default=1, help="processes per run; >1 runs under torchrun (default 1)")
-    parser.add_argument("--data", metavar="DIR",
-                        help="dataset folder with fineweb_train_*.bin / fineweb_val_*.bin (default: the bundled example dataset)")
-    parser.add_argument("--tokenizer", metavar="PATH",
-                        help="SentencePiece model (default: the example's; with --data, the one its manifest.json names, "
-                             "else the one *.model in <data>/../../tokenizers/)")
+    add_data_arguments(parser, "dataset folder with fineweb_train_*.bin / fineweb_val_*.bin")
     parser.add_argument("--out", metavar="DIR", help="run dir for work dirs and results (default: runs/<submission>_<dataset>)")
     parser.add_argument("--env", metavar="KEY=VALUE", action="append", default=[],
                         help="environment variable for the script (repeatable), e.g. --env ITERATIONS=200")
@@ -96,7 +93,7 @@ def build_plan(args: argparse.Namespace) -> RunPlan:
     if not args.timeout > 0:
         raise UserError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     env = parse_env(args.env)
-    dataset_dir, tokenizer, _ = data_for(code_dir, args.data, args.tokenizer)
+    dataset_dir, tokenizer, _ = data_for(load_submission(code_dir), args.data, args.tokenizer)
     out_dir = Path(args.out) if args.out else Path("runs") / f"{code_dir.resolve().name}_{dataset_dir.name}"
     refuse_out_dir_inside_code(code_dir, out_dir)
     # Read the vocabulary now, so that a bad tokenizer stops us before any seed runs.

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness import pipeline, rules
-from harness.cli.arguments import add_policy_argument, parse_env, parse_seeds
+from harness.cli.arguments import add_data_arguments, add_policy_argument, parse_env, parse_seeds
 from harness.cli.output import add_output_arguments, emit_verdict
 from harness.cli.seeds_view import ProgressReporter
 from harness.errors import UserError
@@ -35,8 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", help="comma-separated seeds (default: the seeds the submission reports, else "
                         + ",".join(map(str, rules.DEFAULT_VERIFY_SEEDS)) + ")")
     parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) per run and for re-evaluation")
-    parser.add_argument("--data", metavar="DIR", help="dataset folder (default: the bundled example dataset)")
-    parser.add_argument("--tokenizer", metavar="MODEL", help="SentencePiece model (default: the dataset's)")
+    add_data_arguments(parser, "dataset folder with fineweb_train_*.bin / fineweb_val_*.bin (only val with --skip-train)")
     parser.add_argument("--against", metavar="REF_DIR", help="reference record for the significance test "
                         "(default: the reference baseline record, for record-track submissions)")
     add_policy_argument(parser)
